@@ -1,0 +1,157 @@
+"""The `gitmirror` command line. Usage errors exit 2 with one line; no secret is ever printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from .errors import UsageError
+from .models import Action, MirrorOptions, RunStatus, SyncResult
+from .scrub import register_secret, scrub
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"gitmirror: error: {scrub(message)}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _usage(message: str) -> NoReturn:
+    sys.stderr.write(f"gitmirror: error: {scrub(message)}\n")
+    raise SystemExit(EXIT_USAGE)
+
+
+def _env_secret(name: str) -> str | None:
+    value = os.environ.get(name) or None
+    register_secret(value)
+    return value
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from .credentials import from_env_token
+    from .engine import sync_mirror
+    from .transport import Remote
+    from .urls import parse_remote
+
+    try:
+        source_url = parse_remote(args.source)
+        target_url = parse_remote(args.target)
+        options = MirrorOptions(
+            keep_divergent_refs=args.keep_divergent_refs,
+            branch_filters=tuple(args.branch_filter or ()),
+            branch_regex=args.branch_regex,
+        )
+    except UsageError as exc:
+        _usage(str(exc))
+    except ValidationError as exc:
+        _usage("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
+    source = Remote(
+        source_url,
+        from_env_token(
+            source_url, _env_secret("GITMIRROR_SOURCE_TOKEN"), os.environ.get("GITMIRROR_SOURCE_USERNAME")
+        ),
+    )
+    target = Remote(
+        target_url,
+        from_env_token(
+            target_url, _env_secret("GITMIRROR_TARGET_TOKEN"), os.environ.get("GITMIRROR_TARGET_USERNAME")
+        ),
+    )
+    result = sync_mirror(source, target, options)
+    if args.json:
+        print(json.dumps(sync_json(result)))
+    else:
+        print(scrub(format_summary(result, source_url.url, target_url.url)))
+    return {RunStatus.SUCCESS: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL}.get(result.status, EXIT_FAILED)
+
+
+def sync_json(result: SyncResult) -> dict[str, object]:
+    """The `--json` contract: status, divergent_refs, refs, error — nothing else."""
+    payload = result.model_dump(mode="json", include={"status", "divergent_refs", "refs", "error"})
+    return json.loads(scrub(json.dumps(payload)))
+
+
+def format_summary(result: SyncResult, source: str, target: str) -> str:
+    lines = [f"{source} -> {target}: {result.status.value}"]
+    counts = [f"{result.count(a)} {a.value}" for a in Action if result.count(a)]
+    lines.append("  " + (", ".join(counts) if counts else "already in sync, nothing to do"))
+    for ref in result.refs:
+        short = {None: "-"}
+        old = short.get(ref.old, (ref.old or "")[:12])
+        new = short.get(ref.new, (ref.new or "")[:12])
+        line = f"  {ref.action.value:<15} {ref.ref}  {old} -> {new}"
+        if ref.error:
+            line += f"  ({ref.error})"
+        lines.append(line)
+    if result.divergent_refs:
+        lines.append(
+            "  Some refs have diverged and have not been updated on the remote: "
+            + ", ".join(result.divergent_refs)
+        )
+    if result.error:
+        lines.append(f"  error: {result.error}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gitmirror", description="GitLab-grade push mirroring of git repositories.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sync = sub.add_parser("sync", help="mirror SOURCE into TARGET once")
+    sync.add_argument("source", metavar="SOURCE", help="http(s):// URL, file:// URL or local path")
+    sync.add_argument("target", metavar="TARGET", help="http(s):// URL, file:// URL or local path")
+    sync.add_argument(
+        "--keep-divergent-refs",
+        action="store_true",
+        help="never overwrite a target ref that is not an ancestor of the source's; skip and report it",
+    )
+    sync.add_argument(
+        "--branch-filter",
+        action="append",
+        metavar="PATTERN",
+        help="mirror only branches whose short name matches; '*' matches anything (repeatable)",
+    )
+    sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
+    sync.add_argument("--json", action="store_true", help="print one JSON object")
+    sync.set_defaults(func=cmd_sync)
+
+    demo = sub.add_parser("demo", help="run the local demo end to end")
+    demo.set_defaults(func=_lazy("gitmirror.demo", "main"))
+    return parser
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        func: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+        return func(args)
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UsageError as exc:
+        _usage(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

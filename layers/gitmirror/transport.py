@@ -1,0 +1,331 @@
+"""Moving bytes: ref listings, fetches and pushes through dulwich's clients.
+
+All git protocol work is dulwich's (`get_refs`, `fetch`, `send_pack` with their callbacks). This module
+adds what a mirror service needs around it: explicit credentials per operation, timeouts, no redirects
+to unchecked hosts, byte accounting, a smart-HTTP check, and errors mapped to `gitmirror.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from dulwich.client import (
+    GitClient,
+    HTTPUnauthorized,
+    LocalGitClient,
+    SubprocessGitClient,
+    Urllib3HttpGitClient,
+)
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository, SendPackError
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from .credentials import Anonymous, CredentialProvider
+from .errors import AuthError, MirrorError, ProtocolFailure, RepositoryNotFound, TransientError
+from .models import ZERO_SHA
+from .scrub import scrub
+from .urls import NetworkPolicy, RemoteURL
+
+USER_AGENT = "git/2.39.0 (gitmirror)"
+_STATUS = re.compile(r"unexpected http resp (\d{3})")
+_MAX_REMOTE_MESSAGES = 8192
+
+
+@dataclass
+class TransferStats:
+    bytes_received: int = 0
+    bytes_sent: int = 0
+
+
+@dataclass
+class RefListing:
+    refs: dict[str, str]
+    head: str | None  # full ref name HEAD points to, when advertised
+    symrefs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    """Per-ref status of one push: None = applied, else the server's reason."""
+
+    status: dict[str, str | None]
+    remote_messages: str
+
+
+class _MirrorHttpClient(Urllib3HttpGitClient):
+    """dulwich's urllib3 client with byte counting, no redirects and a smart-HTTP check."""
+
+    def __init__(self, base_url: str, stats: TransferStats, **kwargs: Any) -> None:
+        self._stats = stats
+        super().__init__(base_url, **kwargs)
+
+    def _http_request(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        data: bytes | Iterator[bytes] | None = None,
+        raise_for_status: bool = True,
+    ) -> tuple[Any, Callable[[int], bytes]]:
+        stats = self._stats
+        body: bytes | Iterator[bytes] | None = data
+        if isinstance(data, bytes):
+            stats.bytes_sent += len(data)
+        elif data is not None:
+            source = data
+
+            def counting() -> Iterator[bytes]:
+                for chunk in source:
+                    stats.bytes_sent += len(chunk)
+                    yield chunk
+
+            body = counting()
+        resp, read = super()._http_request(url, headers, body, raise_for_status=False)
+        if 300 <= resp.status < 400:
+            resp.close()
+            location = scrub(resp.headers.get("Location", "?"))
+            raise ProtocolFailure(
+                f"the server redirected to {location}: configure the repository's final URL instead"
+            )
+        if raise_for_status and resp.status != 200:
+            resp.close()
+            if resp.status == 404:
+                raise NotGitRepository(url)
+            if resp.status == 401:
+                raise HTTPUnauthorized(resp.headers.get("WWW-Authenticate"), url)
+            raise GitProtocolError(f"unexpected http resp {resp.status} for {url}")
+        if "/info/refs?service=" in url and resp.status == 200:
+            content_type = resp.headers.get("Content-Type") or ""
+            if not content_type.startswith("application/x-git-"):
+                resp.close()
+                raise ProtocolFailure(
+                    f"{scrub(url.split('/info/refs')[0])} is not a git repository "
+                    f"(the server answered {content_type or 'without a content type'}, not smart HTTP)"
+                )
+
+        def counting_read(n: int) -> bytes:
+            chunk = read(n)
+            stats.bytes_received += len(chunk)
+            return chunk
+
+        return resp, counting_read
+
+
+class Remote:
+    """One side of a mirror: a URL, how to authenticate, and dulwich clients built per operation."""
+
+    def __init__(
+        self,
+        url: RemoteURL,
+        credentials: CredentialProvider | None = None,
+        *,
+        connect_timeout: float = 15.0,
+        read_timeout: float = 120.0,
+        policy: NetworkPolicy | None = None,
+    ) -> None:
+        self.url = url
+        self.credentials = credentials or Anonymous()
+        self.stats = TransferStats()
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._policy = policy
+        self._messages = bytearray()
+
+    def __repr__(self) -> str:
+        return f"Remote({self.url.url!r})"
+
+    # --- clients -----------------------------------------------------------------------------------
+
+    def _client(self) -> tuple[GitClient, str]:
+        if self._policy is not None:
+            self._policy.check_url(self.url)
+        if self.url.is_local:
+            assert self.url.local_path is not None
+            client: GitClient
+            if shutil.which("git-upload-pack") or shutil.which("git"):
+                client = SubprocessGitClient()
+            else:
+                client = LocalGitClient()
+            return client, self.url.local_path
+        creds = self.credentials.credentials_for(self.url)
+        pool = urllib3.PoolManager(
+            headers={"User-Agent": USER_AGENT},
+            timeout=self._timeout,
+            retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, raise_on_redirect=False),
+        )
+        http = _MirrorHttpClient(
+            self.url.url,
+            self.stats,
+            pool_manager=pool,
+            username=creds.username if creds else None,
+            password=creds.password if creds else None,
+            dumb=False,
+            thin_packs=False,
+        )
+        return http, self.url.path
+
+    def _progress(self, data: bytes) -> None:
+        self._messages.extend(data)
+        if len(self._messages) > _MAX_REMOTE_MESSAGES:
+            del self._messages[: len(self._messages) - _MAX_REMOTE_MESSAGES]
+
+    def remote_messages(self) -> str:
+        """The server's recent `remote:` messages (hooks explain rejections there), scrubbed."""
+        text = self._messages.decode("utf-8", "replace").replace("\r", "\n")
+        lines = [line.strip() for line in text.split("\n") if line.strip()]
+        # Drop git's own progress meters; keep what a hook or the server said.
+        lines = [line for line in lines if not re.match(r"^(Counting|Compressing|Writing|Total|Enumerating|Delta|Resolving|Unpacking)\b", line)]
+        return scrub("\n".join(lines[-20:]))
+
+    # --- operations --------------------------------------------------------------------------------
+
+    def list_refs(self) -> RefListing:
+        client, path = self._client()
+        with _mapped_errors(self):
+            result = client.get_refs(path)
+        refs = {
+            k.decode("utf-8", "surrogateescape"): v.decode("ascii")
+            for k, v in result.refs.items()
+            if v is not None
+        }
+        symrefs = {
+            k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
+            for k, v in result.symrefs.items()
+        }
+        head = symrefs.get("HEAD")
+        return RefListing(refs=refs, head=head, symrefs=symrefs)
+
+    def fetch(
+        self,
+        repo: Repo,
+        wants: set[str],
+        *,
+        filter_spec: bytes | None = None,
+    ) -> None:
+        """Fetch the objects for `wants` (and what they reach) into `repo`'s object store."""
+        if not wants:
+            return
+        want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
+
+        def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
+            return [w for w in want_ids if w not in repo.object_store]
+
+        client, path = self._client()
+        with _mapped_errors(self):
+            client.fetch(
+                path,
+                repo,
+                determine_wants=determine_wants,  # type: ignore[arg-type]
+                progress=self._progress,
+                filter_spec=filter_spec,
+            )
+
+    def push(
+        self,
+        repo: Repo,
+        updates: Mapping[str, tuple[str | None, str | None]],
+    ) -> PushOutcome:
+        """Push ref updates {ref: (expected old, new or None to delete)} with their objects from `repo`.
+
+        Like `git push --force-with-lease`: a ref whose current value on the server is not the expected
+        old value is not pushed and is reported as stale, so a concurrent change is never overwritten.
+        """
+        stale: dict[str, str | None] = {}
+        self._messages.clear()
+
+        def update_refs(current: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
+            changes: dict[Ref, ObjectID] = {}
+            for ref, (old, new) in updates.items():
+                key = Ref(ref.encode("utf-8", "surrogateescape"))
+                now = current.get(key)
+                now_str = now.decode("ascii") if now is not None and now != ZERO_SHA.encode() else None
+                if now_str != old:
+                    stale[ref] = "stale info: the ref changed on the target during the sync"
+                    continue
+                changes[key] = ObjectID((new or ZERO_SHA).encode("ascii"))
+            return changes
+
+        def generate_pack_data(have: Any, want: Any, *, ofs_delta: bool = True, progress: Any = None) -> Any:
+            # Offer only what this store can use as a base; the target's other tips are unknown here.
+            usable = [h for h in have if h in repo.object_store]
+            return repo.object_store.generate_pack_data(usable, want, progress=progress, ofs_delta=ofs_delta)
+
+        client, path = self._client()
+        with _mapped_errors(self):
+            try:
+                result = client.send_pack(path, update_refs, generate_pack_data, progress=self._progress)
+            except SendPackError as exc:
+                raise ProtocolFailure(f"the target refused the pack: {exc}") from None
+        status: dict[str, str | None] = dict(stale)
+        for ref in updates:
+            if ref in stale:
+                continue
+            key = ref.encode("utf-8", "surrogateescape")
+            reason = (result.ref_status or {}).get(key)
+            status[ref] = scrub(reason) if reason else None
+        return PushOutcome(status=status, remote_messages=self.remote_messages())
+
+
+class _mapped_errors:
+    """Translate dulwich/urllib3 exceptions into gitmirror errors with scrubbed, actionable text."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, MirrorError) or not isinstance(exc, Exception):
+            return False
+        raise classify_error(exc, self.remote.url.url) from None
+
+
+def classify_error(exc: Exception, where: str) -> MirrorError:
+    where = scrub(where)
+    if isinstance(exc, HTTPUnauthorized):
+        return AuthError(f"authentication failed for {where} (HTTP 401): check the token or credentials")
+    if isinstance(exc, NotGitRepository):
+        return RepositoryNotFound(
+            f"repository not found at {where} (HTTP 404 or not a git repository): "
+            "check the URL and that the credentials can see it"
+        )
+    if isinstance(exc, HangupException):
+        return TransientError(f"the connection to {where} was closed unexpectedly")
+    if isinstance(exc, GitProtocolError):
+        cause = exc.__cause__
+        if isinstance(cause, urllib3.exceptions.HTTPError) or isinstance(cause, OSError):
+            return _network_error(cause, where)
+        match = _STATUS.search(str(exc))
+        if match:
+            code = int(match.group(1))
+            if code == 403:
+                return AuthError(
+                    f"access denied by {where} (HTTP 403): the credentials lack permission for this repository"
+                )
+            if code in (408, 429) or code >= 500:
+                return TransientError(f"{where} answered HTTP {code}; will retry")
+            return ProtocolFailure(f"{where} answered HTTP {code}")
+        return ProtocolFailure(f"git protocol error with {where}: {exc}")
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return _network_error(exc, where)
+    if isinstance(exc, AssertionError | ValueError | KeyError | IndexError):
+        return ProtocolFailure(f"unexpected response from {where}: {type(exc).__name__}: {exc}")
+    return TransientError(f"{type(exc).__name__} talking to {where}: {exc}")
+
+
+def _network_error(exc: BaseException, where: str) -> TransientError:
+    text = str(exc)
+    if isinstance(exc, urllib3.exceptions.TimeoutError) or "timed out" in text.lower():
+        return TransientError(f"timed out talking to {where}")
+    if isinstance(exc, urllib3.exceptions.ProtocolError) or "Connection aborted" in text:
+        return TransientError(f"the connection to {where} was closed unexpectedly")
+    if "Name or service not known" in text or "nodename nor servname" in text or "NameResolution" in text:
+        return TransientError(f"cannot resolve the host of {where}")
+    if "Connection refused" in text or "NewConnectionError" in text or "Max retries" in text:
+        return TransientError(f"cannot connect to {where} (connection refused or unreachable)")
+    return TransientError(f"network error talking to {where}: {type(exc).__name__}")
