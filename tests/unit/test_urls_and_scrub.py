@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+
+from gitmirror.errors import UsageError
+from gitmirror.scrub import register_secret, scrub
+from gitmirror.urls import PERMISSIVE, NetworkPolicy, parse_remote
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "   ",
+        "ssh://git@github.com/o/r.git",
+        "git@github.com:o/r.git",
+        "git://example.com/r",
+        "ftp://example.com/r",
+        "https://",
+        "https://example.com/r?x=1",
+        "https://exa mple.com/r",
+        "https://example.com:99999/r",
+        "file://remote-host/srv/r.git",
+    ],
+)
+def test_bad_urls_are_usage_errors(bad: str) -> None:
+    with pytest.raises(UsageError):
+        parse_remote(bad)
+
+
+def test_userinfo_is_split_off_and_scrubbed() -> None:
+    remote = parse_remote("https://user:p%40ss-canary-1@example.com:8443/group/repo.git")
+    assert remote.url == "https://example.com:8443/group/repo.git"
+    assert remote.password == "p@ss-canary-1"
+    assert "p@ss-canary-1" not in repr(remote)
+    assert scrub("failed for https://user:whatever@example.com/r") == "failed for https://***@example.com/r"
+    assert "p@ss-canary-1" not in scrub("oops p@ss-canary-1 and p%40ss-canary-1")
+
+
+def test_local_paths(tmp_path: object) -> None:
+    remote = parse_remote("relative/dir.git")
+    assert remote.is_local and remote.url.startswith("file:///")
+    assert parse_remote("file:///srv/x.git").local_path == "/srv/x.git"
+
+
+def test_scrub_auth_headers_and_registered_secrets() -> None:
+    register_secret("canary-token-xyz-000")
+    text = scrub("Authorization: Basic dXNlcjpwYXNz header; token canary-token-xyz-000 here")
+    assert "dXNlcjpwYXNz" not in text
+    assert "canary-token-xyz-000" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://github.com/o/r.git", True),
+        ("http://github.com/o/r.git", False),
+        ("https://127.0.0.1/r", False),
+        ("https://localhost/r", False),
+        ("https://169.254.169.254/latest/meta-data", False),
+        ("https://10.0.0.1/r", False),
+        ("https://192.168.1.1/r", False),
+        ("https://[::1]/r", False),
+        ("https://[::ffff:169.254.169.254]/r", False),
+        ("/srv/repo.git", False),
+    ],
+)
+def test_default_network_policy(url: str, ok: bool) -> None:
+    policy = NetworkPolicy()
+    remote = parse_remote(url)
+    if ok:
+        policy.check_url(remote, resolve=False)
+    else:
+        with pytest.raises(UsageError):
+            policy.check_url(remote, resolve=False)
+
+
+def test_permissive_policy_allows_loopback_and_http() -> None:
+    PERMISSIVE.check_url(parse_remote("http://127.0.0.1:8080/r"))
+    NetworkPolicy(allow_insecure_http=True, allow_loopback=True).check_url(parse_remote("http://localhost/r"))
+    with pytest.raises(UsageError):
+        NetworkPolicy(allow_insecure_http=True, allow_loopback=True).check_url(
+            parse_remote("http://169.254.169.254/")
+        )
