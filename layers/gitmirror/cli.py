@@ -87,9 +87,8 @@ def format_summary(result: SyncResult, source: str, target: str) -> str:
     counts = [f"{result.count(a)} {a.value}" for a in Action if result.count(a)]
     lines.append("  " + (", ".join(counts) if counts else "already in sync, nothing to do"))
     for ref in result.refs:
-        short = {None: "-"}
-        old = short.get(ref.old, (ref.old or "")[:12])
-        new = short.get(ref.new, (ref.new or "")[:12])
+        old = ref.old[:12] if ref.old else "-"
+        new = ref.new[:12] if ref.new else "-"
         line = f"  {ref.action.value:<15} {ref.ref}  {old} -> {new}"
         if ref.error:
             line += f"  ({ref.error})"

@@ -131,9 +131,7 @@ class CodeCommitIAM:
         return BasicCredentials(username, password)
 
 
-def from_env_token(
-    remote: RemoteURL, token: str | None, username: str | None
-) -> CredentialProvider:
+def from_env_token(remote: RemoteURL, token: str | None, username: str | None) -> CredentialProvider:
     """CLI credentials: an explicit token/username pair, else URL userinfo, else anonymous."""
     if token:
         if username:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from dulwich.refs import check_ref_format
+from dulwich.refs import Ref, check_ref_format
 
 from .models import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
 
@@ -41,7 +41,7 @@ def is_mirrorable_ref(name: str) -> bool:
         return False
     if name.endswith("^{}"):
         return False
-    return check_ref_format(name.encode("utf-8", "surrogateescape"))
+    return check_ref_format(Ref(name.encode("utf-8", "surrogateescape")))
 
 
 def compile_branch_matcher(options: MirrorOptions) -> re.Pattern[str] | None:

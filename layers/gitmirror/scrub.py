@@ -10,7 +10,9 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
-_AUTH_HEADER = re.compile(r"(?i)(authorization|x-gitlab-token|proxy-authorization)(\s*[:=]\s*)[^\s,;'\"]+(\s+[^\s,;'\"]+)?")
+_AUTH_HEADER = re.compile(
+    r"(?i)(authorization|x-gitlab-token|proxy-authorization)(\s*[:=]\s*)[^\s,;'\"]+(\s+[^\s,;'\"]+)?"
+)
 REDACTED = "***"
 
 

@@ -7,6 +7,7 @@ to unchecked hosts, byte accounting, a smart-HTTP check, and errors mapped to `g
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -140,7 +141,7 @@ class Remote:
 
     # --- clients -----------------------------------------------------------------------------------
 
-    def _client(self) -> tuple[GitClient, str]:
+    def _client(self) -> tuple[GitClient, bytes]:
         if self._policy is not None:
             self._policy.check_url(self.url)
         if self.url.is_local:
@@ -150,7 +151,9 @@ class Remote:
                 client = SubprocessGitClient()
             else:
                 client = LocalGitClient()
-            return client, self.url.local_path
+            if not os.path.isdir(self.url.local_path):
+                raise RepositoryNotFound(f"repository not found: {self.url.local_path} does not exist")
+            return client, self.url.local_path.encode()
         creds = self.credentials.credentials_for(self.url)
         pool = urllib3.PoolManager(
             headers={"User-Agent": USER_AGENT},
@@ -166,7 +169,7 @@ class Remote:
             dumb=False,
             thin_packs=False,
         )
-        return http, self.url.path
+        return http, self.url.path.encode()
 
     def _progress(self, data: bytes) -> None:
         self._messages.extend(data)
@@ -178,7 +181,13 @@ class Remote:
         text = self._messages.decode("utf-8", "replace").replace("\r", "\n")
         lines = [line.strip() for line in text.split("\n") if line.strip()]
         # Drop git's own progress meters; keep what a hook or the server said.
-        lines = [line for line in lines if not re.match(r"^(Counting|Compressing|Writing|Total|Enumerating|Delta|Resolving|Unpacking)\b", line)]
+        lines = [
+            line
+            for line in lines
+            if not re.match(
+                r"^(Counting|Compressing|Writing|Total|Enumerating|Delta|Resolving|Unpacking)\b", line
+            )
+        ]
         return scrub("\n".join(lines[-20:]))
 
     # --- operations --------------------------------------------------------------------------------
@@ -219,7 +228,7 @@ class Remote:
             client.fetch(
                 path,
                 repo,
-                determine_wants=determine_wants,  # type: ignore[arg-type]
+                determine_wants=determine_wants,
                 progress=self._progress,
                 filter_spec=filter_spec,
             )
@@ -279,9 +288,9 @@ class _mapped_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, MirrorError) or not isinstance(exc, Exception):
-            return False
+            return
         raise classify_error(exc, self.remote.url.url) from None
 
 

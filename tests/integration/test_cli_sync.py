@@ -1,0 +1,128 @@
+"""`gitmirror sync` as a user runs it: exit codes, the --json contract, usage errors, no secret in output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CANARIES, TARGET_TOKEN, GitServers
+from tests.support import gitrepo as g
+
+GITMIRROR = str(Path(sys.executable).with_name("gitmirror"))
+MAIN = "refs/heads/main"
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([GITMIRROR, *args], env=env, capture_output=True, text=True, timeout=120)
+    for canary in CANARIES:
+        assert canary not in proc.stdout and canary not in proc.stderr
+    return proc
+
+
+def test_json_contract_and_exit_codes(
+    git_servers: GitServers, sync_env: dict[str, str], tmp_path: Path
+) -> None:
+    sync_env["TMPDIR"] = str(tmp_path / "t")
+    (tmp_path / "t").mkdir()
+    src, dst = git_servers.source_path, git_servers.target_path
+    base = g.commit(src, MAIN, {"a": "1"})
+    g.commit(src, "refs/heads/topic", {"t": "1"}, parents=[base])
+    g.tag(src, "v1", base, annotated=True)
+
+    proc = cli("sync", git_servers.source_url, git_servers.target_url, "--json", env=sync_env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"status", "divergent_refs", "refs", "error"}
+    assert out["status"] == "success" and out["error"] is None and out["divergent_refs"] == []
+    assert sorted(r["ref"] for r in out["refs"]) == [MAIN, "refs/heads/topic", "refs/tags/v1"]
+    for entry in out["refs"]:
+        assert set(entry) == {"ref", "action", "old", "new", "error"}
+        assert entry["action"] == "create" and entry["old"] is None and len(entry["new"]) == 40
+
+    # divergence under keep: exit 3, partial, the ref named
+    g.commit(dst, "refs/heads/topic", {"local": "x"})
+    g.commit(src, "refs/heads/topic", {"upstream": "y"})
+    proc = cli(
+        "sync",
+        git_servers.source_url,
+        git_servers.target_url,
+        "--keep-divergent-refs",
+        "--json",
+        env=sync_env,
+    )
+    assert proc.returncode == 3, proc.stdout
+    out = json.loads(proc.stdout)
+    assert out["status"] == "partial"
+    assert out["divergent_refs"] == ["refs/heads/topic"]
+    assert [r["action"] for r in out["refs"]] == ["skip_divergent"]
+
+    # the human summary names the divergent ref too
+    proc = cli("sync", git_servers.source_url, git_servers.target_url, "--keep-divergent-refs", env=sync_env)
+    assert proc.returncode == 3
+    assert "refs/heads/topic" in proc.stdout and "diverged" in proc.stdout
+
+    # wrong target token: failed, exit 1, JSON error, nothing changed
+    before = g.refs(dst)
+    bad_env = dict(sync_env, GITMIRROR_TARGET_TOKEN="canary-bad-token-999")
+    proc = subprocess.run(
+        [GITMIRROR, "sync", git_servers.source_url, git_servers.target_url, "--json"],
+        env=bad_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "canary-bad-token-999" not in proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "failed" and "401" in out["error"]
+    assert g.refs(dst) == before
+    assert list((tmp_path / "t").iterdir()) == []
+
+
+def test_credentials_in_url_are_accepted_and_never_printed(
+    git_servers: GitServers, sync_env: dict[str, str]
+) -> None:
+    g.commit(git_servers.source_path, MAIN, {"a": "1"})
+    env = {k: v for k, v in sync_env.items() if not k.startswith("GITMIRROR_TARGET")}
+    target = git_servers.target.authed_repo_url("dst.git", "dst-user", TARGET_TOKEN)
+    proc = cli("sync", git_servers.source_url, target, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dst.git" in proc.stdout and "***" not in proc.stdout  # the URL is shown without userinfo
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sync"],
+        ["sync", "only-one"],
+        ["sync", "ssh://git@example.com/r.git", "/tmp/x"],
+        ["sync", "/tmp/a", "https://example.com/r?x=1"],
+        ["sync", "/tmp/a", "/tmp/b", "--branch-regex", "(unclosed"],
+        ["sync", "/tmp/a", "/tmp/b", "--branch-filter", ""],
+        ["sync", "/tmp/a", "/tmp/b", "--no-such-flag"],
+        ["nonsense"],
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], sync_env: dict[str, str]) -> None:
+    proc = cli(*args, env=sync_env)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gitmirror: error:")
+
+
+def test_local_paths_and_file_urls(tmp_path: Path, sync_env: dict[str, str]) -> None:
+    src = g.init_bare(tmp_path / "src.git")
+    dst = g.init_bare(tmp_path / "dst.git")
+    g.commit(src, MAIN, {"a": "1"})
+    g.tag(src, "v1", MAIN)
+    proc = cli("sync", str(src), dst.as_uri(), "--json", env=sync_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert g.refs(dst) == g.refs(src)
+    missing = cli("sync", str(tmp_path / "absent.git"), str(dst), "--json", env=sync_env)
+    assert missing.returncode == 1
+    assert "not found" in json.loads(missing.stdout)["error"]
