@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gitserver import GitHTTPServer
+from gitmirror.local.gitserver import GitHTTPServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -75,3 +75,55 @@ def sync_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         GITMIRROR_TARGET_TOKEN=TARGET_TOKEN,
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto in server mode (real HTTP on loopback) for DynamoDB, SQS and Secrets Manager."""
+    from gitmirror.local.aws import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@dataclass
+class AwsEnv:
+    endpoint: str
+    env: dict[str, str]
+    queue_url: str
+    dlq_url: str
+
+    def put_secret(self, name: str, value: str) -> None:
+        from gitmirror.local.aws import put_secret
+
+        put_secret(name, value)
+
+    def queue_messages(self, url: str | None = None) -> list[dict[str, object]]:
+        """Every message visible on the queue, without consuming it (visibility 0)."""
+        import boto3
+
+        sqs = boto3.client("sqs")
+        got = sqs.receive_message(
+            QueueUrl=url or self.queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        return list(got)
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AwsEnv:
+    """Fresh tables, queue + DLQ (unique names) on the shared moto server, and the env pointing at them."""
+    import uuid
+
+    from gitmirror.local.aws import create_resources, local_environment
+    from gitmirror.settings import Settings
+
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    env = local_environment(moto_endpoint, prefix)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
+    created = create_resources(Settings.from_env())
+    return AwsEnv(moto_endpoint, env, created["queue_url"], created["dlq_url"])

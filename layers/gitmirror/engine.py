@@ -96,6 +96,7 @@ def sync_mirror(
     run = _Run(source, target, options, batch_size, remaining_seconds)
     skipped: list[RefUpdate] = []
     error: str | None = None
+    failure: MirrorError | None = None
     transfer = "none"
     try:
         src = source.list_refs()
@@ -107,6 +108,7 @@ def sync_mirror(
             transfer = _transfer(run, src.refs, dst.refs, default_branch, workdir_parent, skipped)
     except MirrorError as exc:
         error = exc.message
+        failure = exc
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
         status = RunStatus.FAILED
@@ -119,6 +121,8 @@ def sync_mirror(
         divergent_refs=divergent_refs(result_refs),
         refs=result_refs,
         error=error,
+        error_kind=failure.kind if failure else None,
+        retryable=failure.retryable if failure else False,
         stats=SyncStats(
             bytes_received=source.stats.bytes_received + target.stats.bytes_received,
             bytes_sent=source.stats.bytes_sent + target.stats.bytes_sent,

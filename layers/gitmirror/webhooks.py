@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from gitmirror.models import Provider
 from gitmirror.signatures import get_header
 
 __all__ = [
@@ -43,12 +43,6 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 ob
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _MAX_REF_LENGTH = 1024
-
-
-class Provider(StrEnum):
-    GITHUB = "github"
-    GITLAB = "gitlab"
-    GITEA = "gitea"
 
 
 class WebhookPayloadError(ValueError):

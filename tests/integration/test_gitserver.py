@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from gitmirror.local.gitserver import GitHTTPServer, serve_git
 from tests.support import gitrepo
-from tests.support.gitserver import GitHTTPServer, serve_git
 
 USER = "alice"
 PASSWORD = "s3cret-pw"

@@ -1,4 +1,4 @@
-"""A real git smart-HTTP server for tests: stdlib HTTP server in front of ``git http-backend``.
+"""A real git smart-HTTP server for tests, the demo and the local stack: stdlib HTTP in front of ``git http-backend``.
 
 Usage::
 
@@ -48,8 +48,6 @@ from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit
 
-from tests.support import gitrepo
-
 _CHUNK = 64 * 1024
 
 NOT_GIT_HTML = (
@@ -59,7 +57,9 @@ NOT_GIT_HTML = (
 
 
 def _http_backend_path() -> str:
-    exec_path = gitrepo.run_git("--exec-path").stdout.decode().strip()
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], capture_output=True, check=True, text=True
+    ).stdout.strip()
     return os.path.join(exec_path, "git-http-backend")
 
 
@@ -536,7 +536,11 @@ class GitHTTPServer:
         return self.root / name
 
     def create_bare(self, name: str, default_branch: str = "main") -> Path:
-        return gitrepo.init_bare(self.root / name, default_branch=default_branch)
+        path = self.root / name
+        subprocess.run(
+            ["git", "init", "-q", "--bare", "-b", default_branch, str(path)], check=True, capture_output=True
+        )
+        return path
 
     def install_hook(self, name: str, hook_name: str, script_text: str) -> Path:
         """Write an executable hook (``#!/bin/sh`` is prepended when there is no shebang)."""

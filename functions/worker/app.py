@@ -1,0 +1,83 @@
+"""Mirror worker Lambda: SQS FIFO job -> load mirror + credentials -> engine -> status.
+
+Thin: parses each record, calls `gitmirror.logic.mirror_run.run_job`, and turns "retry later" into a
+batch item failure with a backoff (visibility timeout), as Powertools' FIFO batch processor expects.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from gitmirror.jobs import delay_retry
+from gitmirror.logic.mirror_run import run_job
+from gitmirror.models import RunStatus, SyncJob
+from gitmirror.settings import Settings
+from gitmirror.state import MirrorStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+
+
+class RetryLater(Exception):
+    """Makes the record a batch item failure; SQS delivers it again (then the DLQ after 3 receives)."""
+
+
+@functools.cache
+def store() -> tuple[Settings, MirrorStore]:
+    settings = Settings.from_env()
+    return settings, MirrorStore(settings.mirrors_table, settings.runs_table)
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
+    settings, mirrors = store()
+    try:
+        job = SyncJob.model_validate_json(record.body)
+    except ValidationError:
+        # A malformed message can never succeed: drop it (logged) instead of blocking its group.
+        logger.error("dropping malformed job", extra={"message_id": record.message_id})
+        metrics.add_metric(name="JobsMalformed", unit=MetricUnit.Count, value=1)
+        return {"action": "dropped"}
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    logger.append_keys(mirror_id=job.mirror_id, delivery_id=job.delivery_id, attempt=attempt)
+    remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
+    outcome = run_job(job, mirrors, settings, attempt=attempt, remaining_ms=remaining)
+    result = outcome.result
+    logger.info(
+        "job handled",
+        extra={
+            "action": outcome.action,
+            "reason": outcome.reason,
+            "status": result.status.value if result else None,
+            "error": result.error if result else None,
+        },
+    )
+    if result is not None:
+        metrics.add_metric(name="MirrorRuns", unit=MetricUnit.Count, value=1)
+        if result.status != RunStatus.SUCCESS:
+            metrics.add_metric(name="MirrorsFailed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=result.stats.bytes_sent)
+    if outcome.retry:
+        delay_retry(settings.queue_url, record.receipt_handle, outcome.retry_after_seconds)
+        raise RetryLater(outcome.reason or (result.error if result else "retry"))
+    return {"action": outcome.action}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )

@@ -1,0 +1,281 @@
+"""Mirror records and run history in DynamoDB. Logic never builds DynamoDB calls itself.
+
+Every status write is conditional: a run writes its result only while it holds the mirror's lease, so
+an older run can never overwrite a newer status, and two runs of one mirror never overlap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from .errors import TransientError
+from .models import Mirror, RunRecord, UpdateStatus, source_keys
+
+# GitLab treats a mirror stuck in `started` for over an hour as failed; so does the lease.
+MAX_LEASE_SECONDS = 3600
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class MirrorExists(Exception):
+    pass
+
+
+class MirrorNotFound(Exception):
+    pass
+
+
+@functools.cache
+def _resource() -> Any:
+    import boto3
+
+    return boto3.resource("dynamodb")
+
+
+def _is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _throttled(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in (
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    )
+
+
+def _clean(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB numbers come back as Decimal; our models want int."""
+    from decimal import Decimal
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            return int(v)
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return {k: conv(v) for k, v in item.items()}
+
+
+def _drop_none(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if v is not None and v != [] and v != ""}
+
+
+class MirrorStore:
+    """The mirrors table and the runs table."""
+
+    def __init__(self, mirrors_table: str, runs_table: str, resource: Any = None) -> None:
+        res = resource or _resource()
+        self.mirrors = res.Table(mirrors_table)
+        self.runs = res.Table(runs_table)
+
+    # --- mirrors ----------------------------------------------------------------------------------
+
+    def get(self, mirror_id: str, *, consistent: bool = True) -> Mirror | None:
+        item = self._call(self.mirrors.get_item, Key={"id": mirror_id}, ConsistentRead=consistent).get("Item")
+        return Mirror.model_validate(_clean(item)) if item else None
+
+    def raw(self, mirror_id: str) -> dict[str, Any] | None:
+        item = self._call(self.mirrors.get_item, Key={"id": mirror_id}, ConsistentRead=True).get("Item")
+        return _clean(item) if item else None
+
+    def list_mirrors(self) -> list[Mirror]:
+        return sorted((Mirror.model_validate(_clean(i)) for i in self._scan()), key=lambda m: m.id)
+
+    def _scan(self) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._call(self.mirrors.scan, **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def find_by_source(self, provider: str, repo_id: str | None, full_name: str | None) -> list[Mirror]:
+        found: dict[str, Mirror] = {}
+        for key in source_keys(provider, repo_id, full_name):
+            page = self._call(
+                self.mirrors.query, IndexName="source-index", KeyConditionExpression=Key("source_key").eq(key)
+            )
+            for item in page.get("Items", []):
+                mirror = Mirror.model_validate(_clean(item))
+                found[mirror.id] = mirror
+        return [found[k] for k in sorted(found)]
+
+    def create(self, mirror: Mirror) -> None:
+        try:
+            self._call(
+                self.mirrors.put_item,
+                Item=_drop_none(mirror.model_dump(mode="json")),
+                ConditionExpression=Attr("id").not_exists(),
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise MirrorExists(mirror.id) from None
+            raise
+
+    def update_settings(self, mirror_id: str, changes: dict[str, Any]) -> Mirror:
+        now = iso(utcnow())
+        sets = {**changes, "updated_at": now}
+        removes = [k for k, v in sets.items() if v is None or v == []]
+        sets = {k: v for k, v in sets.items() if k not in removes}
+        names = {f"#k{i}": k for i, k in enumerate(list(sets) + removes)}
+        rev = {v: k for k, v in names.items()}
+        expr = "SET " + ", ".join(f"{rev[k]} = :v{i}" for i, k in enumerate(sets))
+        if removes:
+            expr += " REMOVE " + ", ".join(rev[k] for k in removes)
+        try:
+            out = self._call(
+                self.mirrors.update_item,
+                Key={"id": mirror_id},
+                UpdateExpression=expr,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={f":v{i}": v for i, v in enumerate(sets.values())},
+                ConditionExpression=Attr("id").exists(),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise MirrorNotFound(mirror_id) from None
+            raise
+        return Mirror.model_validate(_clean(out["Attributes"]))
+
+    def delete(self, mirror_id: str) -> None:
+        try:
+            self._call(
+                self.mirrors.delete_item, Key={"id": mirror_id}, ConditionExpression=Attr("id").exists()
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise MirrorNotFound(mirror_id) from None
+            raise
+
+    # --- status -----------------------------------------------------------------------------------
+
+    def mark_scheduled(self, mirror_id: str, now: dt.datetime | None = None) -> bool:
+        """`scheduled`, unless a run holds the lease (its own status wins). False when not applied."""
+        stamp = iso(now or utcnow())
+        try:
+            self._call(
+                self.mirrors.update_item,
+                Key={"id": mirror_id},
+                UpdateExpression="SET update_status = :s, last_scheduled_at = :t",
+                ConditionExpression=Attr("id").exists()
+                & (Attr("lease_expires_at").not_exists() | Attr("lease_expires_at").lt(stamp)),
+                ExpressionAttributeValues={":s": UpdateStatus.SCHEDULED.value, ":t": stamp},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def acquire_lease(
+        self, mirror_id: str, run_id: str, seconds: float, now: dt.datetime | None = None
+    ) -> bool:
+        """Take the mirror's lease (conditional write with expiry) and mark it `started`."""
+        now = now or utcnow()
+        stamp = iso(now)
+        expires = iso(now + dt.timedelta(seconds=min(seconds, MAX_LEASE_SECONDS)))
+        try:
+            self._call(
+                self.mirrors.update_item,
+                Key={"id": mirror_id},
+                UpdateExpression=(
+                    "SET update_status = :s, last_update_started_at = :t, lease_owner = :o, "
+                    "lease_expires_at = :e, last_run_id = :o"
+                ),
+                ConditionExpression=Attr("id").exists()
+                & (Attr("lease_expires_at").not_exists() | Attr("lease_expires_at").lt(stamp)),
+                ExpressionAttributeValues={
+                    ":s": UpdateStatus.STARTED.value,
+                    ":t": stamp,
+                    ":o": run_id,
+                    ":e": expires,
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def finish(self, mirror_id: str, run_id: str, fields: dict[str, Any]) -> bool:
+        """Write a run's final status and release the lease, only if this run still holds it."""
+        sets = dict(fields)
+        removes = [k for k, v in sets.items() if v is None]
+        sets = {k: v for k, v in sets.items() if v is not None}
+        expr = "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(sets)))
+        names = {f"#f{i}": k for i, k in enumerate(sets)}
+        for j, k in enumerate(removes):
+            names[f"#r{j}"] = k
+        expr += " REMOVE lease_owner, lease_expires_at" + "".join(f", #r{j}" for j in range(len(removes)))
+        try:
+            self._call(
+                self.mirrors.update_item,
+                Key={"id": mirror_id},
+                UpdateExpression=expr,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={f":f{i}": v for i, v in enumerate(sets.values())},
+                ConditionExpression=Attr("lease_owner").eq(run_id),
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    # --- runs -------------------------------------------------------------------------------------
+
+    def put_run(self, run: RunRecord) -> None:
+        self._call(self.runs.put_item, Item=_drop_none(run.model_dump(mode="json")))
+
+    def list_runs(self, mirror_id: str, limit: int = 20) -> list[RunRecord]:
+        page = self._call(
+            self.runs.query,
+            KeyConditionExpression=Key("mirror_id").eq(mirror_id),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [RunRecord.model_validate(_clean(i)) for i in page.get("Items", [])]
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _call(method: Any, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except ClientError as exc:
+            if _throttled(exc):
+                raise TransientError(
+                    f"DynamoDB is throttling or unavailable: {exc.response['Error']['Code']}"
+                ) from None
+            raise
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable by start time; unique across concurrent workers."""
+    return f"{iso(now or utcnow())}-{secrets.token_hex(4)}"
