@@ -109,4 +109,5 @@ def internal_error(exc: Exception) -> Response:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ports().register_context(context)
     return app.resolve(event, context)

@@ -125,8 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--json", action="store_true", help="print one JSON object")
     sync.set_defaults(func=cmd_sync)
 
-    demo = sub.add_parser("demo", help="run the local demo end to end")
+    demo = sub.add_parser("demo", help="run the whole webhook -> mirror -> status flow locally")
+    demo.add_argument("--sample", choices=["auto", "httpx", "generated"], default="auto")
     demo.set_defaults(func=_lazy("gitmirror.demo", "main"))
+
+    serve = sub.add_parser("serve", help="serve the webhook and management API locally")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=_lazy("gitmirror.local.commands", "serve"))
+
+    local = sub.add_parser("local", help="the docker-free local stack")
+    local_sub = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
+    up = local_sub.add_parser("up", help="start the local stack and leave it running (Ctrl-C stops it)")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--sample", choices=["auto", "httpx", "generated"], default="auto")
+    up.set_defaults(func=_lazy("gitmirror.local.commands", "local_up"))
     return parser
 
 

@@ -22,8 +22,11 @@ def free_port() -> int:
 @contextmanager
 def moto_server(port: int | None = None) -> Iterator[str]:
     """moto in server mode on loopback (real HTTP); yields the endpoint URL."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -51,6 +54,7 @@ def local_environment(endpoint: str, prefix: str = "gitmirror") -> dict[str, str
         "POWERTOOLS_SERVICE_NAME": "gitmirror",
         "POWERTOOLS_METRICS_NAMESPACE": "gitmirror",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     }
 

@@ -70,11 +70,13 @@ class Ports:
         once_per_delivery: Callable[
             [dict[str, Any], Callable[[dict[str, Any]], dict[str, Any]]], dict[str, Any]
         ],
+        register_context: Callable[[Any], None] = lambda _context: None,
     ) -> None:
         self.find_mirrors = find_mirrors
         self.webhook_secret = webhook_secret
         self.enqueue = enqueue
         self.mark_scheduled = mark_scheduled
+        self.register_context = register_context
         self.once_per_delivery = once_per_delivery
 
 
@@ -207,4 +209,5 @@ def default_ports(settings: Any) -> Ports:
         enqueue=enqueue,
         mark_scheduled=store.mark_scheduled,
         once_per_delivery=once_per_delivery,
+        register_context=config.register_lambda_context,
     )
