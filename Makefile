@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit integration bench fuzz clean
+.PHONY: setup demo test lint check-sam bench fuzz clean
 
 $(STAMP): pyproject.toml requirements-dev.lock layers/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: setup
 
 test: setup
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+check-sam:
+	bash scripts/check_sam.sh
+	bash scripts/check_layer_wheels.sh
 
 bench: setup
 	$(PY) bench/run.py
