@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from . import cli_service
 from .errors import UsageError
 from .models import Action, MirrorOptions, RunStatus, SyncResult
 from .scrub import register_secret, scrub
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
     sync.add_argument("--json", action="store_true", help="print one JSON object")
     sync.set_defaults(func=cmd_sync)
+    cli_service.register(sub)
 
     demo = sub.add_parser("demo", help="run the whole webhook -> mirror -> status flow locally")
     demo.add_argument("--sample", choices=["auto", "httpx", "generated"], default="auto")

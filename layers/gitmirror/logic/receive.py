@@ -107,6 +107,9 @@ def receive_webhook(
     repo_id, full_name = identity
     mirrors = [m for m in ports.find_mirrors(provider.value, repo_id, full_name) if m.enabled]
     if not mirrors:
+        if event.lower() not in PUSH_EVENTS:
+            # e.g. GitHub's ping when the hook is created before the mirror: nothing to verify against.
+            return Reply(200, {"delivery": delivery, "ignored": f"event {event!r} does not trigger a mirror"})
         return reject(404, "no mirror is configured for this repository", "unknown_repository")
 
     verified = _verified_mirrors(provider, headers, body, mirrors, ports)
