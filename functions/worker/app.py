@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from gitmirror.errors import MirrorError
 from gitmirror.jobs import delay_retry
 from gitmirror.logic.mirror_run import run_job
 from gitmirror.models import RunStatus, SyncJob
@@ -26,6 +27,9 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+# Report failed records as batch item failures even when every record failed: a retry is expected
+# flow control here, not a function error (which would also trip the worker-errors alarm).
+processor.raise_on_entire_batch_failure = False
 
 
 class RetryLater(Exception):
@@ -50,7 +54,15 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     attempt = int(record.attributes.approximate_receive_count or 1)
     logger.append_keys(mirror_id=job.mirror_id, delivery_id=job.delivery_id, attempt=attempt)
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
-    outcome = run_job(job, mirrors, settings, attempt=attempt, remaining_ms=remaining)
+    try:
+        outcome = run_job(job, mirrors, settings, attempt=attempt, remaining_ms=remaining)
+    except MirrorError as exc:
+        # DynamoDB throttling or unavailability before a run could start or record: back off, retry.
+        logger.warning("job not run, will retry", extra={"error": exc.message})
+        delay_retry(
+            settings.queue_url, record.receipt_handle, settings.retry_base_seconds * 2 ** (attempt - 1)
+        )
+        raise RetryLater(exc.message) from None
     result = outcome.result
     logger.info(
         "job handled",
