@@ -7,15 +7,23 @@ once per commit per run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Commit, ObjectID, Tag
 
 
 class CommitGraph:
-    """Implements planner.AncestryOracle over a dulwich object store (commits only are needed)."""
+    """Implements planner.AncestryOracle over a dulwich object store (commits only are needed).
 
-    def __init__(self, store: BaseObjectStore) -> None:
+    `complete=False` is for a store holding only part of the history (the delta a source sent because
+    the target lacked it): a walk that reaches the store's edge without finding the ancestor answers
+    None (unknown) instead of False, and generation numbers are not used for pruning.
+    """
+
+    def __init__(self, store: BaseObjectStore, *, complete: bool = True) -> None:
         self._store = store
+        self.complete = complete
         self._parents: dict[bytes, tuple[bytes, ...]] = {}
         self._generation: dict[bytes, int] = {}
 
@@ -68,22 +76,47 @@ class CommitGraph:
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
         a = self.peel(ancestor)
+        if a is None and not self.complete:
+            # The ancestor is usually on the target already, hence not in the delta: look for its id
+            # among the delta's parents (an absent annotated tag never matches and escalates).
+            a = ancestor.encode("ascii")
         d = self.peel(descendant)
         if a is None or d is None:
             return None
         if a == d:
             return True
-        floor = self.generation(a)
+        floor = self.generation(a) if self.complete else 0
         seen = {d}
         todo = [d]
+        reached_edge = False
         while todo:
             oid = todo.pop()
             for parent in self._parents_of(oid) or ():
                 if parent == a:
                     return True
-                if parent in seen or self._parents_of(parent) is None:
+                if parent in seen:
+                    continue
+                if self._parents_of(parent) is None:
+                    reached_edge = True
                     continue
                 seen.add(parent)
-                if self.generation(parent) > floor:
+                if not self.complete or self.generation(parent) > floor:
                     todo.append(parent)
-        return False
+        return None if reached_edge and not self.complete else False
+
+
+class LayeredOracle:
+    """Ask the partial graph first; load the whole commit graph only when it cannot answer."""
+
+    def __init__(self, partial: CommitGraph, load_complete: Callable[[], CommitGraph]) -> None:
+        self.partial = partial
+        self._load = load_complete
+        self.complete: CommitGraph | None = None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        answer = self.partial.is_ancestor(ancestor, descendant)
+        if answer is not None:
+            return answer
+        if self.complete is None:
+            self.complete = self._load()
+        return self.complete.is_ancestor(ancestor, descendant)

@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080)
     up.add_argument("--sample", choices=["auto", "httpx", "generated"], default="auto")
     up.set_defaults(func=_lazy("gitmirror.local.commands", "local_up"))
+
+    events = sub.add_parser("events", help="write the sample events (signed webhooks, API, SQS, schedule)")
+    events.add_argument("--secret", required=True, help="the webhook secret that signs the webhook events")
+    events.add_argument("--out", default="events", metavar="DIR", help="output directory (default: events/)")
+    events.set_defaults(func=_lazy("gitmirror.events", "main"))
     return parser
 
 

@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -92,7 +93,7 @@ def _aws_message(exc: Exception) -> str:
     if isinstance(exc, NoCredentialsError):
         return "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
     if isinstance(exc, NoRegionError):
-        return "no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION"
+        return "no AWS region configured: set AWS_DEFAULT_REGION (or AWS_REGION, or a profile region)"
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
         return f"cannot reach AWS: {exc}"
     return f"AWS request failed: {type(exc).__name__}: {exc}"
@@ -171,12 +172,19 @@ def _boto_config() -> Any:
     return Config(connect_timeout=5, read_timeout=30)
 
 
+def _region() -> str | None:
+    # botocore reads AWS_DEFAULT_REGION (or the profile); AWS_REGION is what Lambda and other SDKs set
+    if os.environ.get("AWS_DEFAULT_REGION"):
+        return None
+    return os.environ.get("AWS_REGION") or None
+
+
 def _store(settings: Settings) -> MirrorStore:
     import boto3
 
     from .state import MirrorStore
 
-    resource = boto3.resource("dynamodb", config=_boto_config())
+    resource = boto3.resource("dynamodb", region_name=_region(), config=_boto_config())
     return MirrorStore(settings.mirrors_table, settings.runs_table, resource=resource)
 
 
@@ -318,7 +326,7 @@ def _duration(run: RunRecord) -> str:
     seconds = run.duration_ms / 1000
     if seconds < 60:
         return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s"
 
 
@@ -416,6 +424,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     from .logic.manage import update_mirror
     from .models import MirrorSettings
 
+    if args.immutable_url is not None or args.immutable_source_url is not None:
+        raise UsageError("a mirror's urls cannot be changed: delete the mirror and add a new one")
     changes: dict[str, Any] = {}
     if args.enabled is not None:
         changes["enabled"] = args.enabled
@@ -467,7 +477,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.queue_url:
         raise UsageError("no sync queue configured: set QUEUE_URL or pass --queue-url")
-    sqs = boto3.client("sqs", config=_boto_config())
+    sqs = boto3.client("sqs", region_name=_region(), config=_boto_config())
 
     def send(mirror_id: str, trigger: Trigger, delivery_id: str | None) -> None:
         enqueue(settings.queue_url, make_job(mirror_id, trigger, delivery_id), client=sqs)
@@ -556,6 +566,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _update_options(parser: argparse.ArgumentParser) -> None:
+    # GitLab: a mirror's URLs are immutable; accepted only to explain that
+    for flag in ("--url", "--source-url"):
+        parser.add_argument(flag, dest="immutable_" + flag[2:].replace("-", "_"), help=argparse.SUPPRESS)
     enabled = parser.add_mutually_exclusive_group()
     enabled.add_argument("--enable", dest="enabled", action="store_const", const=True, help="enable")
     enabled.add_argument("--disable", dest="enabled", action="store_const", const=False, help="disable")

@@ -6,16 +6,24 @@ and turns what happened into a `SyncResult`.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 
 from dulwich.repo import Repo
 
-from .ancestry import CommitGraph
+from .ancestry import CommitGraph, LayeredOracle
 from .errors import MirrorError, TimedOut
 from .models import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
-from .planner import DEFAULT_BATCH_SIZE, batch_ref_updates, divergent_refs, plan_ref_updates, scoped_refs
+from .planner import (
+    DEFAULT_BATCH_SIZE,
+    AncestryOracle,
+    batch_ref_updates,
+    divergent_refs,
+    plan_ref_updates,
+    scoped_refs,
+)
 from .scrub import scrub
 from .transport import Remote
 
@@ -35,7 +43,9 @@ class _Run:
         options: MirrorOptions,
         batch_size: int,
         remaining_seconds: Callable[[], float] | None,
+        mode: str,
     ) -> None:
+        self.mode = mode
         self.source = source
         self.target = target
         self.options = options
@@ -53,7 +63,9 @@ class _Run:
         self.check_time("pushing")
         self.pushes += 1
         outcome = self.target.push(
-            repo, {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch}
+            repo,
+            {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
+            send_all_objects=self.mode != "full",
         )
         refused = {ref: reason for ref, reason in outcome.status.items() if reason}
         if len(batch) > 1 and len(refused) == len(batch) and self.isolation_budget >= 2:
@@ -88,12 +100,15 @@ def sync_mirror(
     batch_size: int = DEFAULT_BATCH_SIZE,
     remaining_seconds: Callable[[], float] | None = None,
     workdir_parent: str | None = None,
+    mode: str = "incremental",
 ) -> SyncResult:
     """Mirror `source` into `target` with GitLab push-mirror semantics. Never raises for git failures:
     they become a `failed` result with a scrubbed, actionable error."""
     options = options or MirrorOptions()
     started = time.monotonic()
-    run = _Run(source, target, options, batch_size, remaining_seconds)
+    if mode not in ("incremental", "full"):
+        raise ValueError(f"unknown transfer mode {mode!r}")
+    run = _Run(source, target, options, batch_size, remaining_seconds, mode)
     skipped: list[RefUpdate] = []
     error: str | None = None
     failure: MirrorError | None = None
@@ -133,6 +148,19 @@ def sync_mirror(
     )
 
 
+def _haves(target_refs: dict[str, str], source_refs: dict[str, str], default_branch: str | None) -> list[str]:
+    """The target's tips to offer as `have`s: the refs about to move first (the default branch first of
+    all), then the rest. dulwich sends at most 256 over stateless HTTP; more would only grow the pack."""
+    order = sorted(
+        target_refs.items(),
+        key=lambda item: (item[0] != default_branch, item[0] not in source_refs, item[0]),
+    )
+    seen: dict[str, None] = {}
+    for _ref, sha in order:
+        seen.setdefault(sha, None)
+    return list(seen)
+
+
 def _transfer(
     run: _Run,
     source_refs: dict[str, str],
@@ -141,21 +169,50 @@ def _transfer(
     workdir_parent: str | None,
     skipped: list[RefUpdate],
 ) -> str:
-    """Fetch from the source into a scratch repository, plan, push. Returns the transfer mode used."""
+    """Fetch from the source into scratch storage, plan, push. Returns the transfer mode used.
+
+    incremental (default): offer the target's tips as haves, so the source sends only what the target
+    lacks; that pack is indexed on disk and passed through to the target as it is. Ancestry comes from
+    the delta when it can; otherwise from a commit-graph-only fetch (`filter tree:0`, when the source
+    supports partial clone, else a full one).
+    full: fetch everything, push what the target's advertisement says it lacks.
+    """
+    wants = set(scoped_refs(source_refs, run.options).values())
+    if default_branch is not None:
+        wants.add(source_refs[default_branch])
     with tempfile.TemporaryDirectory(prefix="gitmirror-", dir=workdir_parent) as workdir:
-        repo = Repo.init_bare(workdir)
+        repos: list[Repo] = []
         try:
-            wants = set(scoped_refs(source_refs, run.options).values())
-            if default_branch is not None:
-                wants.add(source_refs[default_branch])
+            store = Repo.init_bare(os.path.join(workdir, "objects.git"), mkdir=True)
+            repos.append(store)
             run.check_time("fetching")
-            run.source.fetch(repo, wants)
-            decisions = plan_ref_updates(
-                source_refs, target_refs, default_branch, CommitGraph(repo.object_store), run.options
-            )
+            if run.mode == "full":
+                run.source.fetch(store, wants)
+                oracle: AncestryOracle = CommitGraph(store.object_store)
+                mode = "full"
+            else:
+                haves = _haves(target_refs, source_refs, default_branch)
+                run.source.fetch(store, wants, haves=haves)
+
+                def load_graph() -> CommitGraph:
+                    graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
+                    repos.append(graph)
+                    run.check_time("fetching the commit graph")
+                    run.source.fetch(
+                        graph, wants, filter_spec=b"tree:0" if run.source.supports_filter() else None
+                    )
+                    return CommitGraph(graph.object_store)
+
+                layered = LayeredOracle(CommitGraph(store.object_store, complete=False), load_graph)
+                oracle = layered
+                mode = "incremental" if haves else "full"
+            decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
+            if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
+                mode += "+graph"
             skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
             for batch in batch_ref_updates(decisions, default_branch, run.batch_size):
-                run.push(repo, batch)
+                run.push(store, batch)
         finally:
-            repo.close()
-    return "full"
+            for repo in repos:
+                repo.close()
+    return mode

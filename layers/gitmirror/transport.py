@@ -24,6 +24,7 @@ from dulwich.client import (
 )
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository, SendPackError
 from dulwich.objects import ObjectID
+from dulwich.pack import generate_unpacked_objects
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -42,6 +43,28 @@ _MAX_REMOTE_MESSAGES = 8192
 class TransferStats:
     bytes_received: int = 0
     bytes_sent: int = 0
+    upload_pack_capabilities: set[bytes] = field(default_factory=set)
+
+
+class _OfferHaves:
+    """A graph walker that offers given tips as `have`s without walking history (we hold none of it).
+
+    dulwich's fetch_pack asks it for haves and reports ACKs; the source then leaves out everything
+    reachable from the tips it recognises.
+    """
+
+    def __init__(self, haves: list[bytes]) -> None:
+        self._haves = iter(haves)
+        self.acked: set[bytes] = set()
+        self.shallow: set[bytes] = set()
+
+    def __next__(self) -> bytes | None:
+        return next(self._haves, None)
+
+    next = __next__
+
+    def ack(self, sha: bytes) -> None:
+        self.acked.add(sha)
 
 
 @dataclass
@@ -65,6 +88,12 @@ class _MirrorHttpClient(Urllib3HttpGitClient):
     def __init__(self, base_url: str, stats: TransferStats, **kwargs: Any) -> None:
         self._stats = stats
         super().__init__(base_url, **kwargs)
+
+    def _discover_references(self, service: bytes, base_url: str, *args: Any, **kwargs: Any) -> Any:
+        result = super()._discover_references(service, base_url, *args, **kwargs)
+        if service == b"git-upload-pack":
+            self._stats.upload_pack_capabilities = set(result[1])
+        return result
 
     def _http_request(
         self,
@@ -208,35 +237,58 @@ class Remote:
         head = symrefs.get("HEAD")
         return RefListing(refs=refs, head=head, symrefs=symrefs)
 
+    def supports_filter(self) -> bool | None:
+        """Whether the source advertised protocol v2 `fetch=... filter` (None before any listing)."""
+        caps = self.stats.upload_pack_capabilities
+        if not caps:
+            return None
+        return any(c.startswith(b"fetch=") and b"filter" in c.split(b"=", 1)[1].split() for c in caps)
+
     def fetch(
         self,
         repo: Repo,
         wants: set[str],
         *,
+        haves: list[str] | None = None,
         filter_spec: bytes | None = None,
     ) -> None:
-        """Fetch the objects for `wants` (and what they reach) into `repo`'s object store."""
-        if not wants:
-            return
+        """Fetch the objects for `wants` into `repo`'s object store, minus what `haves` already reach.
+
+        The pack is never thin (every delta base is inside it), is spooled to disk by the object store
+        and indexed there, so memory stays bounded whatever the repository's size.
+        """
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
+        want_ids = [w for w in want_ids if w not in repo.object_store]
+        if not want_ids:
+            return
 
         def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
-            return [w for w in want_ids if w not in repo.object_store]
+            return want_ids
 
+        walker = _OfferHaves([h.encode("ascii") for h in (haves or [])])
         client, path = self._client()
+        f, commit, abort = repo.object_store.add_pack()
         with _mapped_errors(self):
-            client.fetch(
-                path,
-                repo,
-                determine_wants=determine_wants,
-                progress=self._progress,
-                filter_spec=filter_spec,
-            )
+            try:
+                client.fetch_pack(
+                    path,
+                    determine_wants,
+                    walker,  # type: ignore[arg-type]
+                    f.write,
+                    progress=self._progress,
+                    filter_spec=filter_spec,
+                )
+            except BaseException:
+                abort()
+                raise
+            commit()
 
     def push(
         self,
         repo: Repo,
         updates: Mapping[str, tuple[str | None, str | None]],
+        *,
+        send_all_objects: bool = False,
     ) -> PushOutcome:
         """Push ref updates {ref: (expected old, new or None to delete)} with their objects from `repo`.
 
@@ -259,6 +311,16 @@ class Remote:
             return changes
 
         def generate_pack_data(have: Any, want: Any, *, ofs_delta: bool = True, progress: Any = None) -> Any:
+            if send_all_objects:
+                # Pass-through: the scratch store holds exactly what the source sent because the target
+                # lacked it; send it all, reusing the source's deltas (nothing is recompressed).
+                oids = [(ObjectID(o), None) for o in repo.object_store]
+                return len(oids), generate_unpacked_objects(
+                    repo.object_store,
+                    oids,
+                    ofs_delta=ofs_delta,
+                    progress=progress,
+                )
             # Offer only what this store can use as a base; the target's other tips are unknown here.
             usable = [h for h in have if h in repo.object_store]
             return repo.object_store.generate_pack_data(usable, want, progress=progress, ofs_delta=ofs_delta)

@@ -16,6 +16,14 @@ from tests.conftest import CANARIES, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TA
 from tests.support import gitrepo as g
 
 MAIN = "refs/heads/main"
+MODE = {"value": "incremental"}
+
+
+@pytest.fixture(autouse=True, params=["incremental", "full"])
+def transfer_mode(request: pytest.FixtureRequest) -> str:
+    """Every engine test runs on the pass-through (incremental) path and on the full path."""
+    MODE["value"] = request.param
+    return str(request.param)
 
 
 def run_sync(
@@ -27,7 +35,7 @@ def run_sync(
 ) -> SyncResult:
     source = Remote(parse_remote(servers.source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN))
     target = Remote(parse_remote(servers.target_url), StaticCredentials(TARGET_USER, target_token))
-    result = sync_mirror(source, target, options, batch_size=batch_size)
+    result = sync_mirror(source, target, options, batch_size=batch_size, mode=MODE["value"])
     text = result.model_dump_json()
     for canary in (*CANARIES, target_token):
         assert canary not in text
@@ -293,6 +301,7 @@ def _sync_urls(source_url: str, target_url: str) -> SyncResult:
     return sync_mirror(
         Remote(parse_remote(source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)),
         Remote(parse_remote(target_url), StaticCredentials(TARGET_USER, TARGET_TOKEN)),
+        mode=MODE["value"],
     )
 
 

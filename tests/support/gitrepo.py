@@ -56,7 +56,8 @@ def _home() -> str:
     global _home_dir
     with _home_lock:
         if _home_dir is None:
-            _home_dir = tempfile.mkdtemp(prefix="gitmirror-test-home-")
+            # not under TMPDIR: tests point TMPDIR at a directory they prove stays empty
+            _home_dir = tempfile.mkdtemp(prefix="gitmirror-test-home-", dir="/tmp")
             atexit.register(shutil.rmtree, _home_dir, True)
         return _home_dir
 

@@ -1,0 +1,880 @@
+"""gitmirror benchmark harness (``make bench``).
+
+Mirrors real and generated repositories between two loopback smart-HTTP servers
+(bench/gitserver.py) with several contenders and reports wall time, bytes on the
+wire, peak RSS, peak TMPDIR usage and whether the target's refs equal the
+source's afterwards. See bench/README.md.
+
+    .venv/bin/python bench/run.py                      # default suite, 5 runs
+    .venv/bin/python bench/run.py --quick              # smoke test (1 run, small repos)
+    .venv/bin/python bench/run.py --scenarios httpx-cold,noop --contenders git,gitmirror --runs 3
+    .venv/bin/python bench/run.py --pip                # add pip-cold and pip-incremental
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import measure
+from gitserver import GitHTTPServer
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+CACHE_DIR = BENCH_DIR / ".cache"
+RESULTS_DIR = BENCH_DIR / "results"
+BUNDLE_DIR = Path(os.environ.get("BENCH_BUNDLE_DIR", REPO_ROOT.parent / "shared" / "bench"))
+GITMIRROR_BIN = Path(os.environ.get("BENCH_GITMIRROR", REPO_ROOT / ".venv" / "bin" / "gitmirror"))
+PYTHON = sys.executable
+
+MIB = 1024 * 1024
+INCR_N = 20  # newest first-parent commits of the default branch missing in the target
+INCR_K = 2  # newest tags missing in the target
+FIXED_ENV = {
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_AUTHOR_DATE": "1700000000 +0000",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_DATE": "1700000000 +0000",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def clean_env() -> dict[str, str]:
+    """Ambient env without proxies/git overrides; git runs with its defaults (no user/system config)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GIT_", "GITMIRROR_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        {
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+        }
+    )
+    return env
+
+
+SETUP_ENV = {**clean_env(), **FIXED_ENV}
+
+
+def git(*args: str | os.PathLike[str], input: bytes | None = None) -> str:
+    res = subprocess.run(["git", *map(str, args)], input=input, capture_output=True, env=SETUP_ENV)
+    if res.returncode != 0:
+        raise RuntimeError(f"git {' '.join(map(str, args))} failed: {res.stderr.decode(errors='replace')}")
+    return res.stdout.decode()
+
+
+def refs_of(repo: Path) -> dict[str, str]:
+    out = git("-C", repo, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags")
+    return {name: sha for sha, name in (line.split(" ", 1) for line in out.splitlines())}
+
+
+def repo_info(repo: Path) -> dict[str, Any]:
+    counts = dict(
+        line.split(": ", 1) for line in git("-C", repo, "count-objects", "-v").splitlines() if ": " in line
+    )
+    refs = refs_of(repo)
+    return {
+        "branches": sum(1 for r in refs if r.startswith("refs/heads/")),
+        "tags": sum(1 for r in refs if r.startswith("refs/tags/")),
+        "objects": int(counts.get("in-pack", 0)) + int(counts.get("count", 0)),
+        "size_mib": round((int(counts.get("size-pack", 0)) + int(counts.get("size", 0))) / 1024, 1),
+    }
+
+
+def server_repack(repo: Path) -> None:
+    """Give a source repo the shape a hosting server keeps: one pack, delta-searched, with a bitmap.
+
+    Without this, upload-pack on a fresh fast-import pack re-runs the delta search on every
+    fetch (13 s for 200 MiB of random blobs), which would dominate every contender's time.
+    """
+    git("-C", repo, "repack", "-a", "-d", "-b", "-q")
+
+
+def local_mirror(src: Path, dst: Path) -> None:
+    """Bare copy of src at dst sharing object files by hard link (cheap, independent refs)."""
+    git("clone", "-q", "--mirror", "--local", src, dst)
+    git("-C", dst, "remote", "remove", "origin")
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario preparation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    work: Path
+    blob_mib: int
+    manyrefs: int
+    _restored: dict[str, Path] = field(default_factory=dict)
+
+    def restored(self, name: str) -> Path:
+        """The bundle restored as a bare repo (once per invocation)."""
+        if name not in self._restored:
+            bundle = BUNDLE_DIR / f"{name}.bundle"
+            if not bundle.is_file():
+                raise FileNotFoundError(f"bundle not found: {bundle} (set BENCH_BUNDLE_DIR)")
+            dst = self.work / "base" / f"{name}.git"
+            git("clone", "-q", "--mirror", bundle, dst)
+            git("-C", dst, "remote", "remove", "origin")
+            server_repack(dst)
+            self._restored[name] = dst
+        return self._restored[name]
+
+
+@dataclass
+class Prepared:
+    source: Path  # the source repo (inside the source server root)
+    template: Path | None  # copied to make each run's target; None = empty target
+    info: dict[str, Any]
+
+
+def _incremental_template(base: Path, dst: Path, n: int, k: int) -> dict[str, Any]:
+    """README recipe "Reproducible incremental push" + one divergent branch."""
+    local_mirror(base, dst)
+    d = git("-C", dst, "symbolic-ref", "--short", "HEAD").strip()
+    contains = git("-C", dst, "for-each-ref", "--contains", f"{d}~{n - 1}", "--format=%(refname)").split()
+    doomed = [r for r in contains if r != f"refs/heads/{d}"]
+    git("-C", dst, "update-ref", "--stdin", input="".join(f"delete {r}\n" for r in doomed).encode())
+    git("-C", dst, "update-ref", f"refs/heads/{d}", f"{d}~{n}")
+    newest_tags = git(
+        "-C", dst, "for-each-ref", "--sort=-creatordate", f"--count={k}", "--format=%(refname)", "refs/tags"
+    ).split()
+    git("-C", dst, "update-ref", "--stdin", input="".join(f"delete {r}\n" for r in newest_tags).encode())
+
+    # Expected delta (before adding the divergent commit, which the source cannot resolve).
+    haves = "".join(f"^{sha}\n" for sha in set(refs_of(dst).values())).encode()
+    commits = int(git("-C", base, "rev-list", "--count", "--branches", "--tags", "--stdin", input=haves))
+    objects = len(
+        git("-C", base, "rev-list", "--objects", "--branches", "--tags", "--stdin", input=haves).splitlines()
+    )
+
+    # One divergent branch: a commit on the target that the source does not have.
+    branches = sorted(r for r in refs_of(dst) if r.startswith("refs/heads/") and r != f"refs/heads/{d}")
+    divergent = branches[0]
+    tree = git("-C", dst, "rev-parse", f"{divergent}^{{tree}}").strip()
+    new = git("-C", dst, "commit-tree", tree, "-p", divergent, "-m", "bench: divergent commit").strip()
+    git("-C", dst, "update-ref", divergent, new)
+    git("-C", dst, "gc", "-q", "--prune=now")
+    return {
+        "default_branch": d,
+        "n": n,
+        "k": k,
+        "refs_deleted_in_target": len(doomed) + len(newest_tags),
+        "deleted_tags": [t.removeprefix("refs/tags/") for t in newest_tags],
+        "divergent_branch": divergent.removeprefix("refs/heads/"),
+        "expected_commits": commits,
+        "expected_objects": objects,
+    }
+
+
+def prep_bundle_cold(name: str) -> Callable[[Config, Path], Prepared]:
+    def prep(cfg: Config, src: Path) -> Prepared:
+        local_mirror(cfg.restored(name), src)
+        return Prepared(src, None, {"target": "empty"})
+
+    return prep
+
+
+def prep_bundle_incremental(name: str) -> Callable[[Config, Path], Prepared]:
+    def prep(cfg: Config, src: Path) -> Prepared:
+        local_mirror(cfg.restored(name), src)
+        template = cfg.work / "templates" / src.name
+        info = _incremental_template(src, template, INCR_N, INCR_K)
+        return Prepared(src, template, {"target": "older state + divergent branch", **info})
+
+    return prep
+
+
+def prep_noop(cfg: Config, src: Path) -> Prepared:
+    local_mirror(cfg.restored("httpx"), src)
+    template = cfg.work / "templates" / src.name
+    local_mirror(src, template)
+    return Prepared(src, template, {"target": "identical to source"})
+
+
+def _fast_import(dst: Path, stream_writer: Callable[[Any], None]) -> None:
+    git("init", "-q", "--bare", dst)
+    proc = subprocess.Popen(
+        ["git", "-C", str(dst), "fast-import", "--quiet"],
+        stdin=subprocess.PIPE,
+        env=SETUP_ENV,
+    )
+    assert proc.stdin is not None
+    stream_writer(proc.stdin)
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError("git fast-import failed")
+
+
+def _cached(name: str, build: Callable[[Path], None]) -> Path:
+    path = CACHE_DIR / name
+    if path.is_dir():
+        return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}.tmp-", dir=CACHE_DIR))
+    shutil.rmtree(tmp)
+    t0 = time.monotonic()
+    try:
+        build(tmp)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"generated {path.relative_to(REPO_ROOT)} in {time.monotonic() - t0:.1f}s")
+    return path
+
+
+def build_blobs(dst: Path, total_mib: int) -> None:
+    """~total_mib MiB of incompressible blobs: 5 MiB files spread over <= 4 commits (seeded, reproducible)."""
+    file_mib = min(5, total_mib)
+    nfiles = max(1, total_mib // file_mib)
+    ncommits = min(4, nfiles)
+
+    def write(w: Any) -> None:
+        per_commit = -(-nfiles // ncommits)
+        idx = 0
+        for c in range(ncommits):
+            msg = f"blobs {c + 1}/{ncommits}\n".encode()
+            w.write(b"commit refs/heads/main\n")
+            w.write(b"mark :%d\n" % (c + 1))
+            w.write(b"committer Bench <bench@example.invalid> %d +0000\n" % (1700000000 + c))
+            w.write(b"data %d\n%b\n" % (len(msg), msg))
+            for _ in range(per_commit):
+                if idx >= nfiles:
+                    break
+                data = random.Random(f"bench-blob-{idx}").randbytes(file_mib * MIB)
+                w.write(b"M 100644 inline data/blob-%03d.bin\n" % idx)
+                w.write(b"data %d\n" % len(data))
+                w.write(data)
+                w.write(b"\n")
+                idx += 1
+        w.write(b"reset refs/tags/v1.0\nfrom :%d\n\n" % ncommits)
+
+    _fast_import(dst, write)
+    git("-C", dst, "symbolic-ref", "HEAD", "refs/heads/main")
+    server_repack(dst)
+
+
+def build_manyrefs(dst: Path, n: int) -> None:
+    """A base commit on main plus n branches, each with one small commit of its own."""
+
+    def write(w: Any) -> None:
+        w.write(
+            b"commit refs/heads/main\nmark :1\n"
+            b"committer Bench <bench@example.invalid> 1700000000 +0000\n"
+            b"data 5\nbase\nM 100644 inline README\ndata 6\nhello\n\n"
+        )
+        for i in range(n):
+            content = b"branch %d\n" % i
+            w.write(b"commit refs/heads/branch/%05d\n" % i)
+            w.write(b"committer Bench <bench@example.invalid> %d +0000\n" % (1700000001 + i))
+            w.write(b"data 12\nbranch work\nfrom :1\n")
+            w.write(b"M 100644 inline file.txt\ndata %d\n%b\n" % (len(content), content))
+
+    _fast_import(dst, write)
+    git("-C", dst, "symbolic-ref", "HEAD", "refs/heads/main")
+    git("-C", dst, "pack-refs", "--all")
+    server_repack(dst)
+
+
+def prep_blobs(cfg: Config, src: Path) -> Prepared:
+    cached = _cached(f"blobs-{cfg.blob_mib}mib-v2.git", lambda p: build_blobs(p, cfg.blob_mib))
+    local_mirror(cached, src)
+    return Prepared(src, None, {"target": "empty", "blob_mib": cfg.blob_mib})
+
+
+def prep_manyrefs(cfg: Config, src: Path) -> Prepared:
+    cached = _cached(f"manyrefs-{cfg.manyrefs}-v2.git", lambda p: build_manyrefs(p, cfg.manyrefs))
+    local_mirror(cached, src)
+    return Prepared(src, None, {"target": "empty", "branches_generated": cfg.manyrefs})
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    prepare: Callable[[Config, Path], Prepared]
+    default: bool = True
+
+
+SCENARIOS = {
+    s.name: s
+    for s in [
+        Scenario("httpx-cold", "full mirror of httpx into an empty target", prep_bundle_cold("httpx")),
+        Scenario(
+            "httpx-incremental",
+            f"httpx; target lacks the newest {INCR_N} first-parent commits of master and {INCR_K} newest "
+            "tags, and has one divergent branch",
+            prep_bundle_incremental("httpx"),
+        ),
+        Scenario(
+            "blobs-cold", "generated repo of incompressible 5 MiB blobs into an empty target", prep_blobs
+        ),
+        Scenario(
+            "manyrefs", "generated repo with thousands of small branches into an empty target", prep_manyrefs
+        ),
+        Scenario("noop", "httpx; target already equals source", prep_noop),
+        Scenario(
+            "pip-cold", "full mirror of pip into an empty target", prep_bundle_cold("pip"), default=False
+        ),
+        Scenario(
+            "pip-incremental",
+            f"pip; target lacks the newest {INCR_N} first-parent commits of main and {INCR_K} newest tags, "
+            "and has one divergent branch",
+            prep_bundle_incremental("pip"),
+            default=False,
+        ),
+    ]
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Contenders
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Creds:
+    src_user: str
+    src_token: str
+    dst_user: str
+    dst_token: str
+
+    @classmethod
+    def random(cls) -> Creds:
+        return cls("bench-src", secrets.token_hex(16), "bench-dst", secrets.token_hex(16))
+
+    def secrets(self) -> list[str]:
+        out = [self.src_token, self.dst_token]
+        for u, t in ((self.src_user, self.src_token), (self.dst_user, self.dst_token)):
+            out.append(base64.b64encode(f"{u}:{t}".encode()).decode())
+        return out
+
+    def gitmirror_env(self) -> dict[str, str]:
+        return {
+            "GITMIRROR_SOURCE_USERNAME": self.src_user,
+            "GITMIRROR_SOURCE_TOKEN": self.src_token,
+            "GITMIRROR_TARGET_USERNAME": self.dst_user,
+            "GITMIRROR_TARGET_TOKEN": self.dst_token,
+        }
+
+
+def git_auth_env(user: str, token: str) -> dict[str, str]:
+    """http.extraHeader via GIT_CONFIG_* env: equivalent to `-c http.extraHeader=...`, but not in argv."""
+    header = "Authorization: Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": header}
+
+
+Step = tuple[str, list[str], dict[str, str]]  # (label, argv, extra env)
+
+
+class Contender:
+    name = ""
+    description = ""
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+        raise NotImplementedError
+
+    def tool_result(self, stdout: str) -> dict[str, Any] | None:
+        """The tool's own JSON report, if it prints one."""
+        for candidate in (stdout.strip(), *reversed(stdout.strip().splitlines())):
+            try:
+                obj = json.loads(candidate)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return obj
+        return None
+
+
+class GitContender(Contender):
+    name = "git"
+    description = "git clone --mirror SRC tmp && git -C tmp push --mirror DST (what every peer does)"
+
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+        clone = tmpdir / "mirror.git"
+        return [
+            (
+                "clone",
+                ["git", "clone", "--mirror", "--quiet", src_url, str(clone)],
+                git_auth_env(creds.src_user, creds.src_token),
+            ),
+            (
+                "push",
+                ["git", "-C", str(clone), "push", "--mirror", "--quiet", dst_url],
+                git_auth_env(creds.dst_user, creds.dst_token),
+            ),
+        ]
+
+    def tool_result(self, stdout: str) -> dict[str, Any] | None:
+        return None
+
+
+class NaiveDulwichContender(Contender):
+    name = "dulwich-naive"
+    description = "dulwich: full fetch into a fresh temp repo, then send_pack of all heads/tags"
+
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+        return [
+            ("mirror", [PYTHON, str(BENCH_DIR / "naive_dulwich.py"), src_url, dst_url], creds.gitmirror_env())
+        ]
+
+
+class GitmirrorContender(Contender):
+    name = "gitmirror"
+    description = "gitmirror sync SRC DST --json"
+
+    def available(self) -> tuple[bool, str]:
+        if not (GITMIRROR_BIN.is_file() and os.access(GITMIRROR_BIN, os.X_OK)):
+            return False, f"{GITMIRROR_BIN} not found"
+        try:
+            res = subprocess.run(
+                [str(GITMIRROR_BIN), "sync", "--help"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=clean_env(),
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"{GITMIRROR_BIN} sync --help: {exc}"
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+            return False, f"`gitmirror sync --help` exited {res.returncode}: {last}"
+        return True, ""
+
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+        return [("sync", [str(GITMIRROR_BIN), "sync", src_url, dst_url, "--json"], creds.gitmirror_env())]
+
+
+CONTENDERS: dict[str, Contender] = {
+    c.name: c for c in (GitContender(), NaiveDulwichContender(), GitmirrorContender())
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def scrub(text: str, creds: Creds) -> str:
+    for s in creds.secrets():
+        text = text.replace(s, "***")
+    return text
+
+
+def one_run(
+    contender: Contender,
+    scenario: str,
+    prepared: Prepared,
+    src_refs: dict[str, str],
+    srv_src: GitHTTPServer,
+    srv_dst: GitHTTPServer,
+    cfg: Config,
+    creds: Creds,
+    run_idx: int,
+    timeout: float,
+) -> dict[str, Any]:
+    repo = prepared.source.name
+    target = cfg.work / "dst-root" / repo
+    shutil.rmtree(target, ignore_errors=True)
+    if prepared.template is None:
+        git("init", "-q", "--bare", target)
+    else:
+        local_mirror(prepared.template, target)
+    tmpdir = cfg.work / "tmp" / f"{scenario}-{contender.name}-{run_idx}"
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    tmpdir.mkdir(parents=True)
+    srv_src.reset()
+    srv_dst.reset()
+
+    base_env = clean_env()
+    steps_out: list[dict[str, Any]] = []
+    wall = 0.0
+    maxrss = tree_rss = tmp_peak = 0
+    exit_code = 0
+    error = None
+    tool: dict[str, Any] | None = None
+    for label, argv, extra in contender.steps(srv_src.url_for(repo), srv_dst.url_for(repo), tmpdir, creds):
+        m = measure.run(argv, env={**base_env, **extra}, tmpdir=str(tmpdir), timeout=timeout)
+        wall += m.wall_s
+        maxrss = max(maxrss, m.maxrss_kib)
+        tree_rss = max(tree_rss, m.tree_rss_kib)
+        tmp_peak = max(tmp_peak, m.tmp_peak_bytes)
+        steps_out.append({"step": label, **m.to_dict()})
+        tool = contender.tool_result(m.stdout) or tool
+        if m.exit_code != 0 or m.timed_out:
+            exit_code = m.exit_code
+            tail = (m.stderr.strip() or m.stdout.strip()).splitlines()[-5:]
+            error = scrub(
+                ("timed out; " if m.timed_out else "") + f"{label} exited {m.exit_code}: " + " | ".join(tail),
+                creds,
+            )
+            break
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+    src_stats = srv_src.repo_stats(repo)
+    dst_stats = srv_dst.repo_stats(repo)
+    dst_refs = refs_of(target)
+    missing = sorted(set(src_refs) - set(dst_refs))
+    extra_refs = sorted(set(dst_refs) - set(src_refs))
+    differ = sorted(r for r in set(src_refs) & set(dst_refs) if src_refs[r] != dst_refs[r])
+    tool_status = tool.get("status") if tool else None
+    if tool and tool.get("error") and not error:
+        error = scrub(str(tool["error"]), creds)
+    return {
+        "run": run_idx,
+        "exit_code": exit_code,
+        "wall_s": round(wall, 4),
+        "maxrss_kib": maxrss,
+        "tree_rss_kib": tree_rss,
+        "tmp_peak_bytes": tmp_peak,
+        "bytes_from_source": src_stats["response_bytes"],
+        "bytes_to_source": src_stats["request_bytes"],
+        "requests_to_source": src_stats["requests"],
+        "bytes_to_target": dst_stats["request_bytes"],
+        "bytes_from_target": dst_stats["response_bytes"],
+        "requests_to_target": dst_stats["requests"],
+        "refs_ok": not (missing or extra_refs or differ),
+        "refs_missing": len(missing),
+        "refs_extra": len(extra_refs),
+        "refs_differ": len(differ),
+        "refs_mismatch_sample": (missing + extra_refs + differ)[:5],
+        "tool_status": tool_status,
+        "tool_result": {k: v for k, v in tool.items() if k != "refs"} if tool else None,
+        "error": error,
+        "steps": steps_out,
+    }
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    ok_runs = [r for r in runs if r["exit_code"] == 0 and r["error"] is None]
+    tool_statuses = sorted({str(r["tool_status"]) for r in runs if r["tool_status"] is not None})
+    if len(ok_runs) < len(runs):
+        check = "failed"
+    elif all(r["refs_ok"] for r in runs):
+        check = "ok"
+    else:
+        check = "mismatch"
+    return {
+        "runs": len(runs),
+        "check": check,
+        "tool_status": ",".join(tool_statuses) or None,
+        "wall_s_median": round(med("wall_s"), 3),
+        "wall_s_min": round(min(r["wall_s"] for r in runs), 3),
+        "wall_s_max": round(max(r["wall_s"] for r in runs), 3),
+        "bytes_from_source": int(med("bytes_from_source")),
+        "bytes_to_target": int(med("bytes_to_target")),
+        "maxrss_mib": round(med("maxrss_kib") / 1024, 1),
+        "tree_rss_mib": round(med("tree_rss_kib") / 1024, 1),
+        "tmp_peak_mib": round(med("tmp_peak_bytes") / MIB, 1),
+        "errors": sorted({r["error"] for r in runs if r["error"]}),
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    mem_kib = 0
+    cpu = platform.processor()
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_kib = int(line.split()[1])
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        dulwich_version = version("dulwich")
+    except Exception:  # noqa: BLE001
+        dulwich_version = None
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "git": git("--version").strip(),
+        "python": platform.python_version(),
+        "dulwich": dulwich_version,
+        "platform": platform.platform(),
+    }
+
+
+def fmt_bytes(n: float) -> str:
+    if n >= MIB:
+        return f"{n / MIB:.2f} MiB"
+    if n >= 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{int(n)} B"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"# gitmirror benchmark {result['timestamp']}",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB RAM, {m['git']}, "
+        f"Python {m['python']}, dulwich {m['dulwich']}, {m['platform']}.",
+        f"Runs per cell: {result['options']['runs']} "
+        "(wall = median, min in brackets; other columns = median)."
+        + (" Quick mode." if result["options"]["quick"] else ""),
+        "",
+        "| scenario | source | target before | expected delta |",
+        "|---|---|---|---|",
+    ]
+    for name, sc in result["scenarios"].items():
+        if "error" in sc:
+            lines.append(f"| {name} | preparation failed: {sc['error']} | - | - |")
+            continue
+        s = sc["source"]
+        info = sc["info"]
+        delta = (
+            f"{info['expected_commits']} commits, {info['expected_objects']} objects"
+            if "expected_objects" in info
+            else ("none" if name == "noop" else "everything")
+        )
+        lines.append(
+            f"| {name} | {s['branches']} branches, {s['tags']} tags, {s['objects']} objects, "
+            f"{s['size_mib']} MiB | {info['target']} | {delta} |"
+        )
+    lines += [
+        "",
+        "| scenario | contender | wall s | from source | to target | peak RSS MiB (tree) | peak TMPDIR MiB "
+        "| refs | tool status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes: list[str] = []
+    for name, sc in result["scenarios"].items():
+        for cname, c in sc["contenders"].items():
+            if c.get("skipped"):
+                lines.append(
+                    f"| {name} | {cname} | - | - | - | - | - | n/a | not available: {c['skipped']} |"
+                )
+                continue
+            s = c["summary"]
+            lines.append(
+                f"| {name} | {cname} | {s['wall_s_median']:.2f} ({s['wall_s_min']:.2f}) "
+                f"| {fmt_bytes(s['bytes_from_source'])} | {fmt_bytes(s['bytes_to_target'])} "
+                f"| {s['maxrss_mib']:.0f} ({s['tree_rss_mib']:.0f}) | {s['tmp_peak_mib']:.1f} "
+                f"| {s['check']} | {s['tool_status'] or '-'} |"
+            )
+            notes += [f"- {name} / {cname}: {e}" for e in s["errors"]]
+    if notes:
+        lines += ["", "Errors:", *notes]
+    lines += [
+        "",
+        "from source = response bytes served by the source server; to target = request bytes received by the "
+        "target server. Peak RSS = largest single process (ru_maxrss); "
+        "tree = sampled sum over the process tree. "
+        "refs = target refs/heads+refs/tags equal the source's after the run.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="gitmirror benchmark harness", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--scenarios", help=f"comma list of: {', '.join(SCENARIOS)} (default: all but pip-*)")
+    ap.add_argument("--contenders", help=f"comma list of: {', '.join(CONTENDERS)} (default: all)")
+    ap.add_argument("--runs", type=int, help="runs per scenario x contender (default 5; 1 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 1 run, 20 MiB blobs, 500 refs")
+    ap.add_argument("--pip", action="store_true", help="also run pip-cold and pip-incremental")
+    ap.add_argument("--blob-mib", type=int, help="blobs-cold size (default $BENCH_BLOB_MIB or 200; 20 quick)")
+    ap.add_argument("--manyrefs", type=int, help="branches in manyrefs (default 5000; 500 with --quick)")
+    ap.add_argument("--timeout", type=float, default=1800, help="per-step timeout in seconds")
+    ap.add_argument("--workdir", help="scratch directory (default: a fresh temp dir, deleted afterwards)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    ap.add_argument("--list", action="store_true", help="list scenarios and contenders and exit")
+    args = ap.parse_args(argv)
+    if args.runs is None:
+        args.runs = 1 if args.quick else 5
+    if args.runs < 1:
+        ap.error("--runs must be >= 1")
+    if args.blob_mib is None:
+        args.blob_mib = 20 if args.quick else int(os.environ.get("BENCH_BLOB_MIB", "200"))
+    if args.manyrefs is None:
+        args.manyrefs = 500 if args.quick else 5000
+    if args.scenarios:
+        args.scenario_list = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    else:
+        args.scenario_list = [s.name for s in SCENARIOS.values() if s.default or args.pip]
+    if args.contenders:
+        args.contender_list = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    else:
+        args.contender_list = list(CONTENDERS)
+    for s in args.scenario_list:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
+    for c in args.contender_list:
+        if c not in CONTENDERS:
+            ap.error(f"unknown contender {c!r}; choose from {', '.join(CONTENDERS)}")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for s in SCENARIOS.values():
+            print(f"scenario  {s.name:18} {'' if s.default else '(--pip) '}{s.description}")
+        for c in CONTENDERS.values():
+            print(f"contender {c.name:18} {c.description}")
+        return 0
+
+    started = dt.datetime.now(dt.UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="gitmirror-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    for sub in ("src-root", "dst-root"):
+        (work / sub).mkdir(exist_ok=True)
+    cfg = Config(work=work, blob_mib=args.blob_mib, manyrefs=args.manyrefs)
+    creds = Creds.random()
+
+    contenders: list[tuple[Contender, str]] = []
+    for name in args.contender_list:
+        ok, reason = CONTENDERS[name].available()
+        if not ok:
+            log(f"contender {name} not available: {reason}")
+        contenders.append((CONTENDERS[name], "" if ok else reason))
+
+    result: dict[str, Any] = {
+        "timestamp": stamp,
+        "machine": machine_info(),
+        "options": {
+            "runs": args.runs,
+            "quick": args.quick,
+            "blob_mib": args.blob_mib,
+            "manyrefs": args.manyrefs,
+            "scenarios": args.scenario_list,
+            "contenders": args.contender_list,
+            "incremental_n": INCR_N,
+            "incremental_k": INCR_K,
+        },
+        "contenders": {c.name: c.description for c, _ in contenders},
+        "scenarios": {},
+    }
+    src_log = open(work / "server-src.log", "ab")
+    dst_log = open(work / "server-dst.log", "ab")
+    srv_src = GitHTTPServer(work / "src-root", creds.src_user, creds.src_token, stderr=src_log).start()
+    srv_dst = GitHTTPServer(work / "dst-root", creds.dst_user, creds.dst_token, stderr=dst_log).start()
+    log(f"workdir {work}; source server {srv_src.url}, target server {srv_dst.url}")
+    try:
+        for sname in args.scenario_list:
+            scenario = SCENARIOS[sname]
+            t0 = time.monotonic()
+            try:
+                prepared = scenario.prepare(cfg, work / "src-root" / f"{sname}.git")
+            except (RuntimeError, OSError) as exc:
+                log(f"{sname}: preparation failed: {exc}")
+                result["scenarios"][sname] = {"error": str(exc), "contenders": {}}
+                continue
+            src_refs = refs_of(prepared.source)
+            entry: dict[str, Any] = {
+                "description": scenario.description,
+                "source": repo_info(prepared.source),
+                "info": prepared.info,
+                "setup_s": round(time.monotonic() - t0, 2),
+                "contenders": {},
+            }
+            result["scenarios"][sname] = entry
+            log(f"{sname}: prepared in {entry['setup_s']}s: {entry['source']} {prepared.info}")
+            runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c, reason in contenders if not reason}
+            for c, reason in contenders:
+                if reason:
+                    entry["contenders"][c.name] = {"skipped": reason}
+            for i in range(args.runs):
+                for c, reason in contenders:
+                    if reason:
+                        continue
+                    prev = runs[c.name]
+                    if prev and (prev[-1]["error"] or not prev[-1]["refs_ok"]):
+                        continue  # failed once in this scenario: do not burn time repeating it
+                    r = one_run(c, sname, prepared, src_refs, srv_src, srv_dst, cfg, creds, i, args.timeout)
+                    prev.append(r)
+                    log(
+                        f"{sname} run {i + 1}/{args.runs} {c.name}: {r['wall_s']:.2f}s "
+                        f"src {fmt_bytes(r['bytes_from_source'])} dst {fmt_bytes(r['bytes_to_target'])} "
+                        f"rss {r['maxrss_kib'] / 1024:.0f} MiB tmp {r['tmp_peak_bytes'] / MIB:.1f} MiB "
+                        f"refs {'ok' if r['refs_ok'] else 'MISMATCH'}"
+                        + (f" status {r['tool_status']}" if r["tool_status"] else "")
+                        + (f" ERROR {r['error']}" if r["error"] else "")
+                    )
+            for name, rs in runs.items():
+                entry["contenders"][name] = {"summary": summarize(rs), "runs": rs}
+            # Free disk early: sources/targets of finished scenarios are not needed any more.
+            shutil.rmtree(work / "dst-root" / f"{sname}.git", ignore_errors=True)
+    finally:
+        srv_src.stop()
+        srv_dst.stop()
+        src_log.close()
+        dst_log.close()
+        if not args.keep and not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        elif args.keep:
+            log(f"kept workdir {work}")
+
+    result["duration_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
+    md = render_markdown(result)
+    print(md)
+    if not args.no_save:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        text = json.dumps(result, indent=2) + "\n"
+        write_atomic(RESULTS_DIR / f"{stamp}.json", text)
+        write_atomic(RESULTS_DIR / "latest.json", text)
+        write_atomic(RESULTS_DIR / "latest.md", md)
+        log(f"wrote {RESULTS_DIR.relative_to(REPO_ROOT)}/{stamp}.json, latest.json, latest.md")
+    failed = any("error" in sc for sc in result["scenarios"].values()) or any(
+        c.get("summary", {}).get("check") not in (None, "ok")
+        for sc in result["scenarios"].values()
+        for c in sc["contenders"].values()
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

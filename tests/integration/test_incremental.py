@@ -1,0 +1,110 @@
+"""The pass-through path moves only the delta; ancestry without blobs when the source allows filters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gitmirror.credentials import StaticCredentials
+from gitmirror.engine import sync_mirror
+from gitmirror.local.gitserver import GitHTTPServer
+from gitmirror.models import Action, RunStatus, SyncResult
+from gitmirror.transport import Remote
+from gitmirror.urls import parse_remote
+from tests.conftest import SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER
+from tests.support import gitrepo as g
+
+MAIN = "refs/heads/main"
+BIG = 3 * 1024 * 1024
+
+
+def sync(source: GitHTTPServer, target: GitHTTPServer, mode: str = "incremental") -> SyncResult:
+    return sync_mirror(
+        Remote(parse_remote(source.repo_url("src.git")), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)),
+        Remote(parse_remote(target.repo_url("dst.git")), StaticCredentials(TARGET_USER, TARGET_TOKEN)),
+        mode=mode,
+    )
+
+
+def servers(tmp_path: Path, allow_filter: bool) -> tuple[GitHTTPServer, GitHTTPServer]:
+    config = {"uploadpack.allowFilter": "true"} if allow_filter else {}
+    source = GitHTTPServer(tmp_path / "s", SOURCE_USER, SOURCE_TOKEN, extra_config=config).start()
+    target = GitHTTPServer(tmp_path / "t", TARGET_USER, TARGET_TOKEN).start()
+    source.create_bare("src.git")
+    target.create_bare("dst.git")
+    return source, target
+
+
+def big_history(repo: Path) -> str:
+    base = g.commit(repo, MAIN, {"blob.bin": os.urandom(BIG)})
+    for i in range(5):
+        g.commit(repo, MAIN, {f"f{i}.txt": f"{i}\n"})
+    return base
+
+
+def test_incremental_sync_fetches_and_pushes_only_the_delta(tmp_path: Path) -> None:
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src = source.repo_path("src.git")
+        big_history(src)
+        cold = sync(source, target)
+        assert cold.status == RunStatus.SUCCESS and cold.stats.bytes_received > BIG
+        g.commit(src, MAIN, {"small.txt": "a small change\n"})
+        g.tag(src, "v2", MAIN, annotated=True)
+        result = sync(source, target)
+        assert result.status == RunStatus.SUCCESS
+        assert result.stats.transfer == "incremental"
+        assert {r.ref: r.action for r in result.refs} == {MAIN: Action.UPDATE, "refs/tags/v2": Action.CREATE}
+        assert result.stats.bytes_received < 64 * 1024  # not the 3 MiB blob again
+        assert result.stats.bytes_sent < 64 * 1024
+        assert g.refs(target.repo_path("dst.git")) == g.refs(src)
+        g.git(target.repo_path("dst.git"), "fsck", "--connectivity-only")
+        # the full path downloads everything again for the same kind of change
+        g.commit(src, MAIN, {"small2.txt": "another\n"})
+        full = sync(source, target, mode="full")
+        assert full.status == RunStatus.SUCCESS and full.stats.bytes_received > BIG
+    finally:
+        source.stop()
+        target.stop()
+
+
+def _merged_remote_only_branch(source: GitHTTPServer, target: GitHTTPServer) -> None:
+    src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
+    base = big_history(src)
+    assert sync(source, target).status == RunStatus.SUCCESS
+    g.set_ref(dst, "refs/heads/old-release", base)  # merged into main long ago, gone upstream
+    g.commit(src, MAIN, {"new.txt": "new\n"})
+
+
+def test_ancestry_from_commit_graph_without_blobs_when_filter_supported(tmp_path: Path) -> None:
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        _merged_remote_only_branch(source, target)
+        result = sync(source, target)
+        assert result.status == RunStatus.SUCCESS
+        assert {r.ref: r.action for r in result.refs} == {
+            MAIN: Action.UPDATE,
+            "refs/heads/old-release": Action.DELETE,
+        }
+        assert result.stats.transfer == "incremental+graph"
+        assert result.stats.bytes_received < 256 * 1024  # commits only: no blobs for the ancestry question
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_ancestry_falls_back_to_a_full_graph_fetch_without_filter_support(tmp_path: Path) -> None:
+    source, target = servers(tmp_path, allow_filter=False)
+    try:
+        _merged_remote_only_branch(source, target)
+        result = sync(source, target)
+        assert result.status == RunStatus.SUCCESS
+        assert {r.ref: r.action for r in result.refs} == {
+            MAIN: Action.UPDATE,
+            "refs/heads/old-release": Action.DELETE,
+        }
+        assert result.stats.transfer == "incremental+graph"
+        assert result.stats.bytes_received > BIG  # correct, at the price of the whole history
+    finally:
+        source.stop()
+        target.stop()
