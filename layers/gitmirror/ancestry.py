@@ -106,14 +106,22 @@ class CommitGraph:
 
 
 class LayeredOracle:
-    """Ask the partial graph first; load the whole commit graph only when it cannot answer."""
+    """Ask the partial graph first; load the whole commit graph only when it cannot answer.
 
-    def __init__(self, partial: CommitGraph, load_complete: Callable[[], CommitGraph]) -> None:
-        self.partial = partial
+    Both are built on first use: a run that asks no ancestry question (a cold mirror) reads nothing.
+    """
+
+    def __init__(
+        self, load_partial: Callable[[], CommitGraph], load_complete: Callable[[], CommitGraph]
+    ) -> None:
+        self._load_partial = load_partial
         self._load = load_complete
+        self.partial: CommitGraph | None = None
         self.complete: CommitGraph | None = None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        if self.partial is None:
+            self.partial = self._load_partial()
         answer = self.partial.is_ancestor(ancestor, descendant)
         if answer is not None:
             return answer

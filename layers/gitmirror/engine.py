@@ -25,7 +25,7 @@ from .planner import (
     scoped_refs,
 )
 from .scrub import scrub
-from .transport import Remote
+from .transport import FetchedPack, Remote
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0
@@ -46,6 +46,7 @@ class _Run:
         mode: str,
     ) -> None:
         self.mode = mode
+        self.fetched: FetchedPack | None = None
         self.source = source
         self.target = target
         self.options = options
@@ -66,6 +67,7 @@ class _Run:
             repo,
             {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
             send_all_objects=self.mode != "full",
+            fetched=self.fetched,
         )
         refused = {ref: reason for ref, reason in outcome.status.items() if reason}
         if len(batch) > 1 and len(refused) == len(batch) and self.isolation_budget >= 2:
@@ -192,7 +194,8 @@ def _transfer(
                 mode = "full"
             else:
                 haves = _haves(target_refs, source_refs, default_branch)
-                run.source.fetch(store, wants, haves=haves)
+                fetched = run.source.fetch_pack_file(store, wants, haves)
+                run.fetched = fetched
 
                 def load_graph() -> CommitGraph:
                     graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
@@ -203,8 +206,9 @@ def _transfer(
                     )
                     return CommitGraph(graph.object_store)
 
-                layered = LayeredOracle(CommitGraph(store.object_store, complete=False), load_graph)
-                oracle = layered
+                oracle = LayeredOracle(
+                    lambda: CommitGraph(fetched.index().object_store, complete=False), load_graph
+                )
                 mode = "incremental" if haves else "full"
             decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
@@ -213,6 +217,8 @@ def _transfer(
             for batch in batch_ref_updates(decisions, default_branch, run.batch_size):
                 run.push(store, batch)
         finally:
+            if run.fetched is not None:
+                run.fetched.discard()
             for repo in repos:
                 repo.close()
     return mode

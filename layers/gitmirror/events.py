@@ -564,13 +564,27 @@ def main(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- docker-free invocation
 
 
+# As template.yaml's Globals set them (tracing off: no X-Ray daemon outside Lambda).
+POWERTOOLS_DEFAULTS = {
+    "POWERTOOLS_SERVICE_NAME": "gitmirror",
+    "POWERTOOLS_METRICS_NAMESPACE": "gitmirror",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
 def invoke(function: str, event: Path | str | dict[str, Any]) -> Any:
     """Run functions/<function>/app.py's handler on an event file (or dict), as `sam local invoke` would.
 
     Uses the process environment (MIRRORS_TABLE, QUEUE_URL, AWS_ENDPOINT_URL, ...), e.g. the exports
-    `gitmirror local up` prints.
+    `gitmirror local up` prints; the Powertools variables template.yaml gives every function are set
+    when absent (without a metrics namespace the handlers' metrics flush fails).
     """
+    import os
+
     from .local.lambdas import LambdaContext, load_function
+
+    for key, value in POWERTOOLS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
 
     data = event if isinstance(event, dict) else json.loads(Path(event).read_text(encoding="utf-8"))
     module = load_function(function)

@@ -283,6 +283,8 @@ def test_body_errors(aws: AwsEnv, api: Api) -> None:
     cases: list[tuple[str, bytes, dict[str, str] | None, int, str]] = [
         ("malformed json", b'{"id": "x",', None, 400, "request body is not valid JSON"),
         ("not json", b"id=acme", None, 400, "request body is not valid JSON"),
+        ("deeply nested", b"[" * 30000 + b"]" * 30000, None, 400, "request body is not valid JSON"),
+        ("nan", b'{"enabled": NaN}', None, 400, "enabled"),
         ("array", b"[1, 2]", None, 400, "the request body must be a JSON object"),
         ("string", b'"acme"', None, 400, "the request body must be a JSON object"),
         ("number", b"42", None, 400, "the request body must be a JSON object"),
@@ -672,7 +674,7 @@ def test_openapi_lists_every_route() -> None:
     assert doc["paths"]["/mirrors/{id}"]["put"]["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": ref + "MirrorSettings"
     }
-    assert set(doc["paths"]["/mirrors"]["post"]["responses"]) == {"201", "400", "409", "413", "503"}
+    assert set(doc["paths"]["/mirrors"]["post"]["responses"]) == {"201", "400", "409", "413", "415", "503"}
     assert set(doc["paths"]["/mirrors/{id}/sync"]["post"]["responses"]) == {"202", "200", "400", "404", "503"}
     mirror = doc["components"]["schemas"]["MirrorView"]
     assert "source_key" not in mirror["properties"] and "url" in mirror["properties"]

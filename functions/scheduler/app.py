@@ -1,0 +1,47 @@
+"""Scheduler Lambda (EventBridge schedule): the safety net that queues a sync of every enabled mirror.
+
+Thin: `gitmirror.logic.manage.schedule_all` skips disabled mirrors and those with a run already scheduled
+or started. A failure to queue (SQS/DynamoDB unavailable) fails the invocation so EventBridge retries it;
+the mirrors queued before the failure are `scheduled` by then and are skipped by the retry.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from gitmirror import jobs
+from gitmirror.logic.manage import schedule_all
+from gitmirror.models import Trigger
+from gitmirror.settings import Settings
+from gitmirror.state import MirrorStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@functools.cache
+def store() -> tuple[Settings, MirrorStore]:
+    settings = Settings.from_env()
+    return settings, MirrorStore(settings.mirrors_table, settings.runs_table)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings, mirrors = store()
+
+    def enqueue(mirror_id: str, trigger: Trigger, delivery: str | None) -> None:
+        jobs.enqueue(settings.queue_url, jobs.make_job(mirror_id, trigger, delivery))
+
+    logger.append_keys(schedule_event_id=event.get("id"))
+    queued, skipped = schedule_all(mirrors, enqueue)
+    metrics.add_metric(name="ScheduledSyncs", unit=MetricUnit.Count, value=len(queued))
+    logger.info("scheduled syncs", extra={"queued": len(queued), "skipped": len(skipped)})
+    return {"queued": queued, "skipped": skipped}
