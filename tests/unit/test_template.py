@@ -96,7 +96,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         "Ref:CodeCommitRepositoryArns": {"codecommit:GitPull", "codecommit:GitPush"},
     },
     "SchedulerFunction": {
-        "MirrorsTable.Arn": {"dynamodb:Scan"},
+        "MirrorsTable.Arn": {"dynamodb:Scan", "dynamodb:UpdateItem"},
         "SyncQueue.Arn": {"sqs:SendMessage"},
     },
 }

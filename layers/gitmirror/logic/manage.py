@@ -80,6 +80,13 @@ def update_mirror(mirror_id: str, changes: MirrorSettings, store: MirrorStore, s
         raise UsageError("enabled must be true or false")
     if "keep_divergent_refs" in given and given["keep_divergent_refs"] is None:
         raise UsageError("keep_divergent_refs must be true or false")
+    current = store.get(mirror_id)
+    if current is None:
+        raise MirrorNotFound(mirror_id)
+    if "target_secret" in given and not given["target_secret"] and current.auth_method == AuthMethod.PASSWORD:
+        raise UsageError("auth_method password needs target_secret; it cannot be removed")
+    if "webhook_secret" in given and not given["webhook_secret"]:
+        raise UsageError("webhook_secret cannot be removed: webhooks could no longer be verified")
     return store.update_settings(mirror_id, given)
 
 
