@@ -121,6 +121,7 @@ class _Feed:
     nbytes: int = 0
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    proc: subprocess.Popen[bytes] | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -287,10 +288,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _feed_stdin(self, stdin: IO[bytes], rec: RecordedRequest, feed: _Feed) -> None:
         broken = False
+        owner = self.server.owner
+        cut = owner.close_mid_request_after_bytes
+        if cut is not None and not _matches(owner.close_mid_request_path_contains, rec.target):
+            cut = None
         try:
             for data in self._body_chunks():
                 feed.nbytes += len(data)
                 rec.request_bytes = feed.nbytes
+                if cut is not None and feed.nbytes >= cut:
+                    # The connection drops mid-upload: git never sees a complete request.
+                    rec.aborted = True
+                    if feed.proc is not None:
+                        feed.proc.kill()
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    raise _ClientGone("upload cut on purpose")
                 if broken:
                     continue  # http-backend stopped reading; keep draining the socket
                 try:
@@ -333,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         owner._track(proc, True)
-        feed = _Feed()
+        feed = _Feed(proc=proc)
         stderr_buf: list[bytes] = []
         feeder = threading.Thread(target=self._feed_stdin, args=(proc.stdin, rec, feed), daemon=True)
         stderr = proc.stderr
@@ -472,6 +485,9 @@ class GitHTTPServer:
         self.stall_path_contains: str | None = None
         self.close_mid_response_after_bytes: int | None = None
         self.close_mid_response_path_contains: str | None = None
+        # drop the connection once that many request body bytes arrived (a push cut mid-upload)
+        self.close_mid_request_after_bytes: int | None = None
+        self.close_mid_request_path_contains: str | None = None
         self._lock = threading.Lock()
         self._fail_rules: list[_FailRule] = []
         self._procs: set[subprocess.Popen[bytes]] = set()
