@@ -34,7 +34,7 @@ bench: setup
 	$(PY) bench/run.py
 
 fuzz: setup
-	GITMIRROR_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q tests/unit/test_fuzz_receiver.py
+	GITMIRROR_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_fuzz_receiver.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
