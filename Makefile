@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint check-sam bench fuzz clean
+.PHONY: setup demo test lint check-sam bench fuzz load clean
 
 $(STAMP): pyproject.toml requirements-dev.lock layers/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: setup
 
 fuzz: setup
 	GITMIRROR_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_fuzz_receiver.py
+
+load: setup
+	$(PY) -m gitmirror.local.loadtest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

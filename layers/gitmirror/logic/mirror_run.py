@@ -136,7 +136,10 @@ def run_job(
     run_id = new_run_id(now)
     if not store.acquire_lease(mirror.id, run_id, clock.seconds_left() + SAFETY_SECONDS, now):
         return JobOutcome(
-            "busy", "another run of this mirror holds the lease", retry=True, retry_after_seconds=60
+            "busy",
+            "another run of this mirror holds the lease",
+            retry=True,
+            retry_after_seconds=2 * settings.retry_base_seconds,
         )
 
     started_at = iso(now)
