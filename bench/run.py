@@ -1,14 +1,16 @@
 """gitmirror benchmark harness (``make bench``).
 
 Mirrors real and generated repositories between two loopback smart-HTTP servers
-(bench/gitserver.py) with several contenders and reports wall time, bytes on the
-wire, peak RSS, peak TMPDIR usage and whether the target's refs equal the
-source's afterwards. See bench/README.md.
+(the project's own ``gitmirror.local.gitserver``) with several contenders and reports
+wall time, bytes on the wire, peak RSS, peak TMPDIR usage and whether the target's
+refs equal the source's afterwards; also runs the receiver benchmark (bench/receiver.py)
+and checks the issue's goals. See bench/README.md.
 
     .venv/bin/python bench/run.py                      # default suite, 5 runs
     .venv/bin/python bench/run.py --quick              # smoke test (1 run, small repos)
     .venv/bin/python bench/run.py --scenarios httpx-cold,noop --contenders git,gitmirror --runs 3
     .venv/bin/python bench/run.py --pip                # add pip-cold and pip-incremental
+    .venv/bin/python bench/run.py --no-receiver        # git scenarios only
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import measure
-from gitserver import GitHTTPServer
+
+from gitmirror.local.gitserver import GitHTTPServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -44,6 +47,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 BUNDLE_DIR = Path(os.environ.get("BENCH_BUNDLE_DIR", REPO_ROOT.parent / "shared" / "bench"))
 GITMIRROR_BIN = Path(os.environ.get("BENCH_GITMIRROR", REPO_ROOT / ".venv" / "bin" / "gitmirror"))
 PYTHON = sys.executable
+# The source server allows partial clone like GitHub and GitLab do (gitmirror's commit-graph-only
+# ancestry fetch uses `filter tree:0`) and wants by object id.
+SOURCE_SERVER_CONFIG = {"uploadpack.allowFilter": "true", "uploadpack.allowAnySHA1InWant": "true"}
 
 MIB = 1024 * 1024
 INCR_N = 20  # newest first-parent commits of the default branch missing in the target
@@ -404,7 +410,14 @@ class Contender:
     def available(self) -> tuple[bool, str]:
         return True, ""
 
-    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+    def not_applicable(self, prepared: Prepared) -> str:
+        """Why this contender does not run in a scenario ("" = it does)."""
+        return ""
+
+    def prepare(self, target: Path, state: Path) -> None:
+        """Untimed set-up before a run; ``state`` is a scratch directory outside TMPDIR."""
+
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
         raise NotImplementedError
 
     def tool_result(self, stdout: str) -> dict[str, Any] | None:
@@ -423,7 +436,7 @@ class GitContender(Contender):
     name = "git"
     description = "git clone --mirror SRC tmp && git -C tmp push --mirror DST (what every peer does)"
 
-    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
         clone = tmpdir / "mirror.git"
         return [
             (
@@ -442,11 +455,52 @@ class GitContender(Contender):
         return None
 
 
+class GitFetchDeltaContender(Contender):
+    """Reference for the bytes goal: what plain git fetches for the same delta.
+
+    A peer that keeps a persistent local mirror already holding the target's state: `git fetch`
+    (haves = the target's tips) and `git push --mirror`. Making that local copy is not timed.
+    """
+
+    name = "git-fetch-delta"
+    description = (
+        "reference: copy of the target's state (untimed), then git fetch --prune SRC heads+tags "
+        "and git push --mirror DST"
+    )
+
+    def not_applicable(self, prepared: Prepared) -> str:
+        return "" if prepared.template is not None else "empty target: the same as git"
+
+    def prepare(self, target: Path, state: Path) -> None:
+        local_mirror(target, state / "mirror.git")
+
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
+        mirror = str(state / "mirror.git")
+        return [
+            (
+                "fetch",
+                [
+                    "git", "-C", mirror, "fetch", "--prune", "--quiet", src_url,
+                    "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
+                ],
+                git_auth_env(creds.src_user, creds.src_token),
+            ),
+            (
+                "push",
+                ["git", "-C", mirror, "push", "--mirror", "--quiet", dst_url],
+                git_auth_env(creds.dst_user, creds.dst_token),
+            ),
+        ]  # fmt: skip
+
+    def tool_result(self, stdout: str) -> dict[str, Any] | None:
+        return None
+
+
 class NaiveDulwichContender(Contender):
     name = "dulwich-naive"
     description = "dulwich: full fetch into a fresh temp repo, then send_pack of all heads/tags"
 
-    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
         return [
             ("mirror", [PYTHON, str(BENCH_DIR / "naive_dulwich.py"), src_url, dst_url], creds.gitmirror_env())
         ]
@@ -474,12 +528,13 @@ class GitmirrorContender(Contender):
             return False, f"`gitmirror sync --help` exited {res.returncode}: {last}"
         return True, ""
 
-    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds) -> list[Step]:
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
         return [("sync", [str(GITMIRROR_BIN), "sync", src_url, dst_url, "--json"], creds.gitmirror_env())]
 
 
 CONTENDERS: dict[str, Contender] = {
-    c.name: c for c in (GitContender(), NaiveDulwichContender(), GitmirrorContender())
+    c.name: c
+    for c in (GitContender(), GitFetchDeltaContender(), NaiveDulwichContender(), GitmirrorContender())
 }
 
 
@@ -492,6 +547,27 @@ def scrub(text: str, creds: Creds) -> str:
     for s in creds.secrets():
         text = text.replace(s, "***")
     return text
+
+
+def repo_traffic(server: GitHTTPServer, repo: str) -> dict[str, Any]:
+    """Payload bytes of one repository's requests: sent to the server, received from it."""
+    prefix = f"/{repo}/"
+    reqs = [r for r in server.requests_matching() if r.path.startswith(prefix)]
+    return {
+        "request_bytes": sum(r.request_bytes for r in reqs),
+        "response_bytes": sum(r.response_bytes for r in reqs),
+        "requests": len(reqs),
+        # one line per request: method, path below the repo (+ query), status, bytes sent / received
+        "request_log": [
+            f"{r.method} {r.target.removeprefix(prefix)} {r.status} {r.request_bytes}/{r.response_bytes}"
+            for r in reqs
+        ],
+        "server_errors": [
+            f"{r.method} {r.path} -> {r.status}: {r.stderr.strip()[-300:]}"
+            for r in reqs
+            if r.kind != "unauthorized" and ((r.status or 0) >= 400 or r.aborted)
+        ],
+    }
 
 
 def one_run(
@@ -514,10 +590,13 @@ def one_run(
     else:
         local_mirror(prepared.template, target)
     tmpdir = cfg.work / "tmp" / f"{scenario}-{contender.name}-{run_idx}"
-    shutil.rmtree(tmpdir, ignore_errors=True)
-    tmpdir.mkdir(parents=True)
-    srv_src.reset()
-    srv_dst.reset()
+    state = cfg.work / "state" / f"{scenario}-{contender.name}-{run_idx}"
+    for d in (tmpdir, state):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    contender.prepare(target, state)
+    srv_src.clear_requests()
+    srv_dst.clear_requests()
 
     base_env = clean_env()
     steps_out: list[dict[str, Any]] = []
@@ -526,7 +605,8 @@ def one_run(
     exit_code = 0
     error = None
     tool: dict[str, Any] | None = None
-    for label, argv, extra in contender.steps(srv_src.url_for(repo), srv_dst.url_for(repo), tmpdir, creds):
+    steps = contender.steps(srv_src.repo_url(repo), srv_dst.repo_url(repo), tmpdir, creds, state)
+    for label, argv, extra in steps:
         m = measure.run(argv, env={**base_env, **extra}, tmpdir=str(tmpdir), timeout=timeout)
         wall += m.wall_s
         maxrss = max(maxrss, m.maxrss_kib)
@@ -543,9 +623,10 @@ def one_run(
             )
             break
     shutil.rmtree(tmpdir, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
 
-    src_stats = srv_src.repo_stats(repo)
-    dst_stats = srv_dst.repo_stats(repo)
+    src_stats = repo_traffic(srv_src, repo)
+    dst_stats = repo_traffic(srv_dst, repo)
     dst_refs = refs_of(target)
     missing = sorted(set(src_refs) - set(dst_refs))
     extra_refs = sorted(set(dst_refs) - set(src_refs))
@@ -563,9 +644,11 @@ def one_run(
         "bytes_from_source": src_stats["response_bytes"],
         "bytes_to_source": src_stats["request_bytes"],
         "requests_to_source": src_stats["requests"],
+        "source_request_log": src_stats["request_log"],
         "bytes_to_target": dst_stats["request_bytes"],
         "bytes_from_target": dst_stats["response_bytes"],
         "requests_to_target": dst_stats["requests"],
+        "target_request_log": dst_stats["request_log"],
         "refs_ok": not (missing or extra_refs or differ),
         "refs_missing": len(missing),
         "refs_extra": len(extra_refs),
@@ -574,6 +657,7 @@ def one_run(
         "tool_status": tool_status,
         "tool_result": {k: v for k, v in tool.items() if k != "refs"} if tool else None,
         "error": error,
+        "server_errors": [scrub(e, creds) for e in src_stats["server_errors"] + dst_stats["server_errors"]],
         "steps": steps_out,
     }
 
@@ -684,6 +768,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     notes: list[str] = []
     for name, sc in result["scenarios"].items():
         for cname, c in sc["contenders"].items():
+            if c.get("not_applicable"):
+                continue
             if c.get("skipped"):
                 lines.append(
                     f"| {name} | {cname} | - | - | - | - | - | n/a | not available: {c['skipped']} |"
@@ -798,10 +884,10 @@ def main(argv: list[str]) -> int:
         "contenders": {c.name: c.description for c, _ in contenders},
         "scenarios": {},
     }
-    src_log = open(work / "server-src.log", "ab")
-    dst_log = open(work / "server-dst.log", "ab")
-    srv_src = GitHTTPServer(work / "src-root", creds.src_user, creds.src_token, stderr=src_log).start()
-    srv_dst = GitHTTPServer(work / "dst-root", creds.dst_user, creds.dst_token, stderr=dst_log).start()
+    srv_src = GitHTTPServer(
+        work / "src-root", creds.src_user, creds.src_token, extra_config=SOURCE_SERVER_CONFIG
+    ).start()
+    srv_dst = GitHTTPServer(work / "dst-root", creds.dst_user, creds.dst_token).start()
     log(f"workdir {work}; source server {srv_src.url}, target server {srv_dst.url}")
     try:
         for sname in args.scenario_list:
@@ -823,14 +909,15 @@ def main(argv: list[str]) -> int:
             }
             result["scenarios"][sname] = entry
             log(f"{sname}: prepared in {entry['setup_s']}s: {entry['source']} {prepared.info}")
-            runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c, reason in contenders if not reason}
+            active = [c for c, reason in contenders if not reason and not c.not_applicable(prepared)]
+            runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in active}
             for c, reason in contenders:
                 if reason:
                     entry["contenders"][c.name] = {"skipped": reason}
+                elif why := c.not_applicable(prepared):
+                    entry["contenders"][c.name] = {"not_applicable": why}
             for i in range(args.runs):
-                for c, reason in contenders:
-                    if reason:
-                        continue
+                for c in active:
                     prev = runs[c.name]
                     if prev and (prev[-1]["error"] or not prev[-1]["refs_ok"]):
                         continue  # failed once in this scenario: do not burn time repeating it
@@ -851,8 +938,6 @@ def main(argv: list[str]) -> int:
     finally:
         srv_src.stop()
         srv_dst.stop()
-        src_log.close()
-        dst_log.close()
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
         elif args.keep:

@@ -4,6 +4,7 @@ duplicates dropped) and figures (accepted requests per second, webhook-to-target
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import threading
@@ -167,7 +168,7 @@ def run_load(
     overlapping = 0
     for records in runs.values():
         spans = sorted((parse_iso(r.started_at), parse_iso(r.finished_at or r.started_at)) for r in records)
-        overlapping += sum(1 for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1])
+        overlapping += sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
     latencies = [max(0.0, converged_at[i] - last_sent[i]) for i in converged if i in last_sent]
     errors = [f"mirror load-{i} did not converge" for i in range(mirrors) if i not in converged]
     if _queue_depth(stack) > 0:
