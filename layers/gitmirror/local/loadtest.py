@@ -194,7 +194,7 @@ def run_load(
 
 def _refs(repo: Path) -> dict[str, str]:
     out = samples.git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
-    return dict(line.split(" ", 1) for line in out.splitlines() if line)  # type: ignore[misc]
+    return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
 
 def _queue_depth(stack: Stack) -> int:
