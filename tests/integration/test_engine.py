@@ -347,3 +347,19 @@ def test_mirror_httpx_bundle_into_empty_target(git_servers: GitServers, isolated
     assert list(isolated_tmpdir.iterdir()) == []
     g.git(git_servers.target_path, "fsck", "--connectivity-only")
     assert os.environ.get("TMPDIR") == str(isolated_tmpdir)
+
+
+def test_non_fast_forward_refused_by_target_is_reported(git_servers: GitServers) -> None:
+    seed(git_servers)
+    run_sync(git_servers)
+    g.git(git_servers.target_path, "config", "receive.denyNonFastForwards", "true")
+    src = git_servers.source_path
+    g.commit(src, "refs/heads/feature", {"r": "rewritten"}, parents=[g.rev_parse(src, "refs/heads/main~2") or ""])
+    g.commit(src, MAIN, {"n": "next"})
+    result = run_sync(git_servers)
+    assert result.status == RunStatus.PARTIAL
+    by_ref = {r.ref: r for r in result.refs}
+    assert by_ref["refs/heads/feature"].action == Action.REJECTED
+    assert "non-fast-forward" in str(by_ref["refs/heads/feature"].error)
+    assert by_ref[MAIN].action == Action.UPDATE
+    assert g.rev_parse(git_servers.target_path, MAIN) == g.rev_parse(src, MAIN)

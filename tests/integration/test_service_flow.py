@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,11 @@ def seed(servers: GitServers) -> None:
 
 
 def test_github_push_mirrors_and_records_status(
-    aws: AwsEnv, git_servers: GitServers, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    aws: AwsEnv,
+    git_servers: GitServers,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    isolated_tmpdir: Path,
 ) -> None:
     # our own loggers at DEBUG; third-party (botocore echoes request bodies at DEBUG) at INFO
     caplog.set_level(logging.INFO)
@@ -62,6 +67,7 @@ def test_github_push_mirrors_and_records_status(
     assert len(runs) == 1 and runs[0].delivery_id == headers["X-GitHub-Delivery"]
     assert runs[0].bytes_sent > 0 and runs[0].expires_at
     assert aws.queue_messages() == []
+    assert list(isolated_tmpdir.iterdir()) == []  # /tmp is clean after the run
 
     # no canary anywhere: DynamoDB items, logs, captured output
     dumped = json.dumps(all_items(aws.env["MIRRORS_TABLE"]) + all_items(aws.env["RUNS_TABLE"]), default=str)
