@@ -22,11 +22,16 @@ _CODECOMMIT_HOST = re.compile(
 
 @dataclass(frozen=True)
 class BasicCredentials:
+    """A username/password or token pair for HTTP Basic; also a provider that always answers itself."""
+
     username: str
     password: str = field(repr=False)
 
     def __post_init__(self) -> None:
         register_secret(self.password)
+
+    def credentials_for(self, remote: RemoteURL) -> BasicCredentials | None:
+        return self
 
 
 class CredentialProvider(Protocol):
@@ -34,18 +39,7 @@ class CredentialProvider(Protocol):
         """Credentials for one git operation against `remote`, or None for anonymous access."""
 
 
-@dataclass(frozen=True)
-class StaticCredentials:
-    """A username/password or token pair (HTTP Basic)."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def __post_init__(self) -> None:
-        register_secret(self.password)
-
-    def credentials_for(self, remote: RemoteURL) -> BasicCredentials | None:
-        return BasicCredentials(self.username, self.password)
+StaticCredentials = BasicCredentials
 
 
 def github_token(token: str, username: str | None = None) -> StaticCredentials:

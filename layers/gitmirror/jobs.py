@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import aws
 from .errors import TransientError
 from .models import SyncJob, Trigger
 from .state import iso, utcnow
 
 
-@functools.cache
 def _sqs() -> Any:
-    import boto3
-
-    return boto3.client("sqs")
+    return aws.client("sqs")
 
 
 def deduplication_id(mirror_id: str, delivery_id: str) -> str:

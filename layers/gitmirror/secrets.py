@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -18,11 +19,25 @@ class SecretError(MirrorError):
     kind = "secret"
 
 
+def _provider() -> Any:
+    """Powertools' Secrets Manager provider (with its cache), one per endpoint in force."""
+    from . import aws
+
+    return _providers(aws.client("secretsmanager"))
+
+
+@functools.lru_cache(maxsize=8)
+def _providers(client: Any) -> Any:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=client)
+
+
 def _fetch(name: str, *, force: bool) -> str:
     from aws_lambda_powertools.utilities import parameters
 
     try:
-        value = parameters.get_secret(name, max_age=CACHE_SECONDS, force_fetch=force)
+        value = _provider().get(name, max_age=CACHE_SECONDS, force_fetch=force)
     except parameters.exceptions.GetParameterError as exc:
         text = str(exc)
         if "ResourceNotFoundException" in text:

@@ -124,30 +124,35 @@ def sign_gitea(body: bytes, secret: str) -> str:
     return _hmac_sha256_hex(secret, body)
 
 
-def _gitea_signed_bytes(body: bytes, headers: Mapping[str, str]) -> bytes:
-    """Bytes Gitea signed: the body, or the ``payload`` field of a form-encoded body.
+def form_payload(headers: Mapping[str, str], body: bytes) -> bytes:
+    """The body, or the ``payload`` field of an ``application/x-www-form-urlencoded`` body.
 
-    Gitea computes the HMAC over the JSON payload (``HookTask.PayloadContent``) even when it
-    delivers it as ``application/x-www-form-urlencoded`` with ``payload=<JSON>``.
+    Raises ValueError for a malformed form body (anything but exactly one ``payload`` field).
     """
     content_type = (get_header(headers, "Content-Type") or "").split(";", 1)[0].strip().lower()
     if content_type != _FORM_CONTENT_TYPE:
         return body
-    try:
-        fields = parse_qs(
-            body.decode("ascii"),
-            keep_blank_values=True,
-            strict_parsing=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=100,
-        )
-    except ValueError:  # UnicodeDecodeError is a ValueError too
-        raise SignatureError("malformed form body") from None
+    fields = parse_qs(  # UnicodeDecodeError is a ValueError too
+        body.decode("ascii"),
+        keep_blank_values=True,
+        strict_parsing=True,
+        encoding="utf-8",
+        errors="strict",
+        max_num_fields=100,
+    )
     payload = fields.get("payload")
     if payload is None or len(payload) != 1:
-        raise SignatureError("malformed form body")
+        raise ValueError("form body must have exactly one payload field")
     return payload[0].encode("utf-8")
+
+
+def _gitea_signed_bytes(body: bytes, headers: Mapping[str, str]) -> bytes:
+    """Bytes Gitea signed: Gitea computes the HMAC over the JSON payload (``HookTask.PayloadContent``)
+    even when it delivers it as ``application/x-www-form-urlencoded`` with ``payload=<JSON>``."""
+    try:
+        return form_payload(headers, body)
+    except ValueError:
+        raise SignatureError("malformed form body") from None
 
 
 def verify_gitea_signature(body: bytes, headers: Mapping[str, str], secret: str) -> None:

@@ -7,7 +7,6 @@ an older run can never overwrite a newer status, and two runs of one mirror neve
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from . import aws
 from .errors import TransientError
 from .models import Mirror, RunRecord, UpdateStatus, source_keys
 
@@ -42,11 +42,8 @@ class MirrorNotFound(Exception):
     pass
 
 
-@functools.cache
 def _resource() -> Any:
-    import boto3
-
-    return boto3.resource("dynamodb")
+    return aws.resource("dynamodb")
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:

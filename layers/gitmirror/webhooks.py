@@ -20,12 +20,11 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from gitmirror.models import Provider
-from gitmirror.signatures import get_header
+from gitmirror.signatures import form_payload, get_header
 
 __all__ = [
     "IgnoredEvent",
@@ -41,7 +40,6 @@ __all__ = [
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _MAX_REF_LENGTH = 1024
 
 
@@ -202,24 +200,10 @@ def _first_header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | N
 
 def _decode_body(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """JSON object from a JSON body or from the ``payload`` field of a form-encoded body."""
-    content_type = (get_header(headers, "Content-Type") or "").split(";", 1)[0].strip().lower()
-    raw: str | bytes = body
-    if content_type == _FORM_CONTENT_TYPE:
-        try:
-            fields = parse_qs(
-                body.decode("ascii"),
-                keep_blank_values=True,
-                strict_parsing=True,
-                encoding="utf-8",
-                errors="strict",
-                max_num_fields=100,
-            )
-        except ValueError:
-            raise WebhookPayloadError("malformed form body") from None
-        payload = fields.get("payload")
-        if payload is None or len(payload) != 1:
-            raise WebhookPayloadError("form body must have exactly one payload field")
-        raw = payload[0]
+    try:
+        raw = form_payload(headers, body)
+    except ValueError:
+        raise WebhookPayloadError("malformed form body") from None
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError/UnicodeDecodeError are ValueErrors

@@ -354,7 +354,9 @@ def test_non_fast_forward_refused_by_target_is_reported(git_servers: GitServers)
     run_sync(git_servers)
     g.git(git_servers.target_path, "config", "receive.denyNonFastForwards", "true")
     src = git_servers.source_path
-    g.commit(src, "refs/heads/feature", {"r": "rewritten"}, parents=[g.rev_parse(src, "refs/heads/main~2") or ""])
+    g.commit(
+        src, "refs/heads/feature", {"r": "rewritten"}, parents=[g.rev_parse(src, "refs/heads/main~2") or ""]
+    )
     g.commit(src, MAIN, {"n": "next"})
     result = run_sync(git_servers)
     assert result.status == RunStatus.PARTIAL
