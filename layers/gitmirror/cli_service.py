@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import MirrorError, UsageError
-from .models import _ID, Action, Mirror, Provider, RunRecord, RunStatus, UpdateStatus
+from .models import _ID, Action, Mirror, Provider, RunRecord, RunStatus
 from .scrub import scrub
 
 if TYPE_CHECKING:
@@ -193,16 +193,7 @@ def _now() -> dt.datetime:
 
 
 def is_stuck(mirror: Mirror, now: dt.datetime) -> bool:
-    """GitLab: a mirror `started` for over an hour is treated as failed."""
-    from .state import MAX_LEASE_SECONDS, parse_iso
-
-    if mirror.update_status != UpdateStatus.STARTED or not mirror.last_update_started_at:
-        return False
-    try:
-        started = parse_iso(mirror.last_update_started_at)
-    except ValueError:
-        return False
-    return now - started > dt.timedelta(seconds=MAX_LEASE_SECONDS)
+    return mirror.is_stuck(now)
 
 
 def _scrubbed(value: Any) -> Any:
@@ -220,12 +211,8 @@ def _emit_json(payload: object) -> None:
 
 
 def mirror_json(mirror: Mirror, now: dt.datetime) -> dict[str, object]:
-    """Mirror.public(), with a stuck run reported as failed and `"stuck": true`."""
-    data = mirror.public()
-    if is_stuck(mirror, now):
-        data["update_status"] = UpdateStatus.FAILED.value
-        data["stuck"] = True
-    return data
+    """Mirror.public(): a stuck run reported as failed with `"stuck": true`."""
+    return mirror.public(now)
 
 
 # --- human-readable output --------------------------------------------------------------------------

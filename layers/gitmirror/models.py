@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
 
@@ -107,6 +108,8 @@ class SyncResult(BaseModel):
 # --- the service's records ---------------------------------------------------------------------------
 # Field names follow GitLab's remote mirrors API where GitLab has the concept.
 
+# GitLab treats a mirror stuck in `started` for over an hour as failed; so does the lease.
+STUCK_AFTER_SECONDS = 3600
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
@@ -241,6 +244,7 @@ class Mirror(BaseModel):
     last_scheduled_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    stuck: bool | None = None  # computed by public(), never stored
 
     @property
     def options(self) -> MirrorOptions:
@@ -250,9 +254,23 @@ class Mirror(BaseModel):
             branch_regex=self.mirror_branch_regex,
         )
 
-    def public(self) -> dict[str, object]:
-        """The record as the API and CLI show it (internal lease fields never leave the table)."""
-        return self.model_dump(mode="json", exclude={"source_key"})
+    def is_stuck(self, now: dt.datetime | None = None) -> bool:
+        """GitLab: a mirror `started` for over an hour is treated as failed."""
+        if self.update_status != UpdateStatus.STARTED or not self.last_update_started_at:
+            return False
+        try:
+            started = dt.datetime.fromisoformat(self.last_update_started_at.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return (now or dt.datetime.now(dt.UTC)) - started > dt.timedelta(seconds=STUCK_AFTER_SECONDS)
+
+    def public(self, now: dt.datetime | None = None) -> dict[str, object]:
+        """The record as the API and CLI show it: internal fields left out, a stuck run shown failed."""
+        data = self.model_dump(mode="json", exclude={"source_key", "stuck"})
+        if self.is_stuck(now):
+            data["update_status"] = UpdateStatus.FAILED.value
+            data["stuck"] = True
+        return data
 
 
 def source_keys(provider: str, repo_id: str | None, full_name: str | None) -> list[str]:

@@ -16,10 +16,9 @@ from botocore.exceptions import ClientError
 
 from . import aws
 from .errors import TransientError
-from .models import Mirror, RunRecord, UpdateStatus, source_keys
+from .models import STUCK_AFTER_SECONDS, Mirror, RunRecord, UpdateStatus, source_keys
 
-# GitLab treats a mirror stuck in `started` for over an hour as failed; so does the lease.
-MAX_LEASE_SECONDS = 3600
+MAX_LEASE_SECONDS = STUCK_AFTER_SECONDS
 
 
 def utcnow() -> dt.datetime:

@@ -22,7 +22,7 @@ GITMIRROR = str(Path(sys.executable).with_name("gitmirror"))
 CANARY = "secret-canary-4e1d"
 SOURCE = "https://github.com/acme/app.git"
 TARGET = "https://git.example.com/mirrors/app.git"
-PUBLIC_KEYS = set(Mirror.model_fields) - {"source_key"}
+PUBLIC_KEYS = set(Mirror.model_fields) - {"source_key", "stuck"}  # "stuck" appears only for stuck runs
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
