@@ -84,7 +84,6 @@ class RefUpdate(BaseModel):
 class SyncStats(BaseModel):
     bytes_received: int = 0
     bytes_sent: int = 0
-    objects_sent: int = 0
     pushes: int = 0
     duration_seconds: float = 0.0
     transfer: str = "full"
