@@ -47,7 +47,7 @@ from typing import IO
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 GNU_TIME = next((p for p in ("/usr/bin/time", "/bin/time") if os.access(p, os.X_OK)), None)
-OUTPUT_CAP = 256 * 1024
+OUTPUT_CAP = 16 * 1024 * 1024  # a tool's JSON report lists every ref: 5,000 refs is about 1 MiB
 
 
 @dataclass

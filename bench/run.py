@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import measure
+import receiver
 
 from gitmirror.local.gitserver import GitHTTPServer
 
@@ -480,8 +481,15 @@ class GitFetchDeltaContender(Contender):
             (
                 "fetch",
                 [
-                    "git", "-C", mirror, "fetch", "--prune", "--quiet", src_url,
-                    "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
+                    "git",
+                    "-C",
+                    mirror,
+                    "fetch",
+                    "--prune",
+                    "--quiet",
+                    src_url,
+                    "+refs/heads/*:refs/heads/*",
+                    "+refs/tags/*:refs/tags/*",
                 ],
                 git_auth_env(creds.src_user, creds.src_token),
             ),
@@ -490,7 +498,7 @@ class GitFetchDeltaContender(Contender):
                 ["git", "-C", mirror, "push", "--mirror", "--quiet", dst_url],
                 git_auth_env(creds.dst_user, creds.dst_token),
             ),
-        ]  # fmt: skip
+        ]
 
     def tool_result(self, stdout: str) -> dict[str, Any] | None:
         return None
@@ -730,6 +738,120 @@ def fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
+# --------------------------------------------------------------------------------------------
+# Goals (from the issue)
+# --------------------------------------------------------------------------------------------
+
+GOAL_INCREMENTAL_TIME = 0.5  # x git CLI wall time
+GOAL_COLD_TIME = 1.0  # x git CLI wall time
+GOAL_INCREMENTAL_BYTES = 2.0  # x what `git fetch` fetches for the same delta
+GOAL_RSS_MIB = 150  # on the 200 MiB blob repository
+GOAL_RSS_BLOB_MIB = 200
+
+
+def _summary(result: dict[str, Any], scenario: str, contender: str) -> dict[str, Any] | None:
+    c = result["scenarios"].get(scenario, {}).get("contenders", {}).get(contender, {})
+    summary: dict[str, Any] | None = c.get("summary")
+    return summary
+
+
+def _ratio_goal(
+    result: dict[str, Any], scenario: str, other: str, key: str, limit: float, goal: str, unit: str
+) -> dict[str, Any]:
+    gm, ref = _summary(result, scenario, "gitmirror"), _summary(result, scenario, other)
+    if scenario not in result["scenarios"]:
+        return {"goal": goal, "measured": "not run", "pass": None}
+    if gm is None or ref is None:
+        return {"goal": goal, "measured": f"not measured (needs gitmirror and {other})", "pass": None}
+    if gm["check"] != "ok":
+        return {"goal": goal, "measured": f"gitmirror {gm['check']}", "pass": False}
+    ratio = gm[key] / ref[key] if ref[key] else float("inf")
+    show = (lambda v: f"{v:.2f} s") if unit == "s" else fmt_bytes
+    return {
+        "goal": goal,
+        "measured": f"{ratio:.2f}x (gitmirror {show(gm[key])} / {other} {show(ref[key])})",
+        "pass": ratio <= limit,
+        "ratio": round(ratio, 3),
+    }
+
+
+def goal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's goals, measured; `pass` is None when this invocation did not measure it."""
+    names = list(result["scenarios"])
+    incremental = ["httpx-incremental"] + [
+        n for n in names if n.endswith("-incremental") and n != "httpx-incremental"
+    ]
+    cold = ["httpx-cold", "blobs-cold"] + [
+        n for n in names if n.endswith("-cold") and n not in ("httpx-cold", "blobs-cold")
+    ]
+    specs = [
+        (n, "git", "wall_s_median", GOAL_INCREMENTAL_TIME, "incremental sync ≤ {}x git CLI time", "s")
+        for n in incremental
+    ]
+    specs += [
+        (n, "git", "wall_s_median", GOAL_COLD_TIME, "cold full mirror ≤ {}x git CLI time", "s") for n in cold
+    ]
+    specs += [
+        (
+            n,
+            "git-fetch-delta",
+            "bytes_from_source",
+            GOAL_INCREMENTAL_BYTES,
+            "bytes fetched for the incremental ≤ {}x git fetch of the same delta",
+            "B",
+        )
+        for n in incremental
+    ]
+    rows = [
+        _ratio_goal(result, n, other, key, limit, f"{text.format(limit)} ({n})", unit)
+        for n, other, key, limit, text, unit in specs
+    ]
+    goal = f"peak RSS ≤ {GOAL_RSS_MIB} MiB on the {GOAL_RSS_BLOB_MIB} MiB blob repository (blobs-cold)"
+    gm = _summary(result, "blobs-cold", "gitmirror")
+    blob_mib = result["options"]["blob_mib"]
+    if gm is None:
+        rows.append({"goal": goal, "measured": "not run", "pass": None})
+    else:
+        size = (
+            ""
+            if blob_mib == GOAL_RSS_BLOB_MIB
+            else f"; repository was {blob_mib} MiB, not {GOAL_RSS_BLOB_MIB}"
+        )
+        rows.append(
+            {
+                "goal": goal,
+                "measured": f"{gm['maxrss_mib']:.0f} MiB (process tree {gm['tree_rss_mib']:.0f} MiB{size})",
+                "pass": gm["maxrss_mib"] <= GOAL_RSS_MIB if blob_mib >= GOAL_RSS_BLOB_MIB else None,
+            }
+        )
+    recv = result.get("receiver")
+    recv_goals = receiver.goals(recv) if recv and "error" not in recv else []
+    rows += recv_goals or [
+        {
+            "goal": f"receiver warm p99 ≤ {receiver.GOAL_WARM_P99_MS:.0f} ms",
+            "measured": "not run",
+            "pass": None,
+        },
+        {
+            "goal": f"receiver cold import ≤ {receiver.GOAL_COLD_IMPORT_MS:.0f} ms",
+            "measured": "not run",
+            "pass": None,
+        },
+    ]
+    if recv and "error" in recv:
+        for row in rows[-2:]:
+            row["measured"], row["pass"] = f"failed: {recv['error']}", False
+    return rows
+
+
+def render_goals(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Goals", "", "| goal | measured (medians) | result |", "|---|---|---|"]
+    for r in rows:
+        verdict = {True: "pass", False: "**FAIL**", None: "-"}[r["pass"]]
+        lines.append(f"| {r['goal']} | {r['measured']} | {verdict} |")
+    return lines
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -790,9 +912,35 @@ def render_markdown(result: dict[str, Any]) -> str:
         "from source = response bytes served by the source server; to target = request bytes received by the "
         "target server. Peak RSS = largest single process (ru_maxrss); "
         "tree = sampled sum over the process tree. "
-        "refs = target refs/heads+refs/tags equal the source's after the run.",
+        "refs = target refs/heads+refs/tags equal the source's after the run. "
+        "git-fetch-delta runs only where the target starts with content (elsewhere it equals git).",
     ]
+    recv = result.get("receiver")
+    if recv and "error" in recv:
+        lines += ["", f"Receiver benchmark failed: {recv['error']}"]
+    elif recv:
+        lines += ["", receiver.render_markdown(recv, heading="##", goals_section=False).rstrip()]
+    lines += ["", *render_goals(result.get("goals", []))]
     return "\n".join(lines) + "\n"
+
+
+def run_receiver(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/receiver.py in its own interpreter (it sets AWS env vars and starts moto)."""
+    with tempfile.TemporaryDirectory(prefix="gitmirror-bench-receiver-") as tmp:
+        out = Path(tmp) / "receiver.json"
+        cmd = [PYTHON, str(BENCH_DIR / "receiver.py"), "--json-out", str(out)]
+        if args.quick:
+            cmd += ["--pushes", "200", "--duplicates", "50", "--cold-runs", "3", "--importtime-runs", "1"]
+        if args.no_save:
+            cmd.append("--no-save")
+        log("receiver benchmark: " + " ".join(cmd[1:]))
+        res = subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=1800)
+        if not out.is_file():
+            return {"error": f"bench/receiver.py exited {res.returncode} without a result (see stderr)"}
+        data: dict[str, Any] = json.loads(out.read_text())
+        if res.returncode != 0:
+            data["exit_code"] = res.returncode
+        return data
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -817,7 +965,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     ap.add_argument("--list", action="store_true", help="list scenarios and contenders and exit")
+    recv = ap.add_mutually_exclusive_group()
+    recv.add_argument(
+        "--receiver",
+        action="store_true",
+        help="run bench/receiver.py too (default unless --scenarios is given)",
+    )
+    recv.add_argument("--no-receiver", action="store_true", help="do not run bench/receiver.py")
     args = ap.parse_args(argv)
+    args.run_receiver = args.receiver or (not args.no_receiver and not args.scenarios)
     if args.runs is None:
         args.runs = 1 if args.quick else 5
     if args.runs < 1:
@@ -880,6 +1036,7 @@ def main(argv: list[str]) -> int:
             "contenders": args.contender_list,
             "incremental_n": INCR_N,
             "incremental_k": INCR_K,
+            "receiver": args.run_receiver,
         },
         "contenders": {c.name: c.description for c, _ in contenders},
         "scenarios": {},
@@ -943,6 +1100,9 @@ def main(argv: list[str]) -> int:
         elif args.keep:
             log(f"kept workdir {work}")
 
+    if args.run_receiver:
+        result["receiver"] = run_receiver(args)
+    result["goals"] = goal_rows(result)
     result["duration_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
     md = render_markdown(result)
     print(md)
@@ -952,11 +1112,19 @@ def main(argv: list[str]) -> int:
         write_atomic(RESULTS_DIR / f"{stamp}.json", text)
         write_atomic(RESULTS_DIR / "latest.json", text)
         write_atomic(RESULTS_DIR / "latest.md", md)
+        for old in RESULTS_DIR.glob("[0-9]*T[0-9]*Z.json"):
+            if old.name != f"{stamp}.json":
+                old.unlink()  # only the newest run is kept; git history has the others
         log(f"wrote {RESULTS_DIR.relative_to(REPO_ROOT)}/{stamp}.json, latest.json, latest.md")
-    failed = any("error" in sc for sc in result["scenarios"].values()) or any(
-        c.get("summary", {}).get("check") not in (None, "ok")
-        for sc in result["scenarios"].values()
-        for c in sc["contenders"].values()
+    recv = result.get("receiver")
+    failed = (
+        any("error" in sc for sc in result["scenarios"].values())
+        or any(
+            c.get("summary", {}).get("check") not in (None, "ok")
+            for sc in result["scenarios"].values()
+            for c in sc["contenders"].values()
+        )
+        or bool(recv and ("error" in recv or recv.get("exit_code")))
     )
     return 1 if failed else 0
 
