@@ -7,6 +7,7 @@ and turns what happened into a `SyncResult`.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from .planner import (
     scoped_refs,
 )
 from .scrub import scrub
-from .transport import FetchedPack, Remote
+from .transport import FetchedPack, PushOutcome, Remote
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0
@@ -33,6 +34,8 @@ DEADLINE_MARGIN_SECONDS = 20.0
 # the refs that are really refused; this bounds the extra pushes that search may cost.
 MAX_ISOLATION_PUSHES = 64
 _MAX_REASON = 600
+# How receive-pack says a ref's objects are not there (git: "missing necessary objects").
+_MISSING_OBJECTS = re.compile(r"missing|connectivity|unpack|bad object", re.IGNORECASE)
 
 
 class _Run:
@@ -55,6 +58,16 @@ class _Run:
         self.done: list[RefUpdate] = []
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
+        self.objects_delivered = False  # pass-through: an earlier push already carried the pack
+
+    def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
+        self.pushes += 1
+        return self.target.push(
+            repo,
+            {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
+            fetched=self.fetched,
+            send_objects=send_objects,
+        )
 
     def check_time(self, what: str) -> None:
         if self.remaining_seconds is not None and self.remaining_seconds() < DEADLINE_MARGIN_SECONDS:
@@ -62,14 +75,18 @@ class _Run:
 
     def push(self, repo: Repo, batch: Sequence[RefUpdate]) -> None:
         self.check_time("pushing")
-        self.pushes += 1
-        outcome = self.target.push(
-            repo,
-            {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
-            send_all_objects=self.mode != "full",
-            fetched=self.fetched,
-        )
+        outcome = self._send(repo, batch, send_objects=not self.objects_delivered)
         refused = {ref: reason for ref, reason in outcome.status.items() if reason}
+        if self.objects_delivered and any(_MISSING_OBJECTS.search(r) for r in refused.values()):
+            # The target did not keep the objects an earlier push of this run sent: send them again.
+            again = [d for d in batch if d.ref in refused and _MISSING_OBJECTS.search(refused[d.ref])]
+            for ref, reason in self._send(repo, again, send_objects=True).status.items():
+                if reason:
+                    refused[ref] = reason
+                else:
+                    refused.pop(ref, None)
+        if any(d.action != Action.DELETE and d.ref not in refused for d in batch):
+            self.objects_delivered = self.fetched is not None
         if len(batch) > 1 and len(refused) == len(batch) and self.isolation_budget >= 2:
             self.isolation_budget -= 2
             mid = len(batch) // 2

@@ -391,10 +391,15 @@ class Remote:
         repo: Repo,
         updates: Mapping[str, tuple[str | None, str | None]],
         *,
-        send_all_objects: bool = False,
         fetched: FetchedPack | None = None,
+        send_objects: bool = True,
     ) -> PushOutcome:
-        """Push ref updates {ref: (expected old, new or None to delete)} with their objects from `repo`.
+        """Push ref updates {ref: (expected old, new or None to delete)} with their objects.
+
+        With `fetched` (pass-through) the objects are that pack, sent as it is (or re-packed from the
+        indexed store on local transports), or none at all when `send_objects` is False because an
+        earlier push of this run already delivered them. Without it, the pack is what `repo` has that
+        the target's advertisement says it lacks.
 
         Like `git push --force-with-lease`: a ref whose current value on the server is not the expected
         old value is not pushed and is reported as stale, so a concurrent change is never overwritten.
@@ -415,24 +420,24 @@ class Remote:
             return changes
 
         client, path = self._client()
-        if fetched is not None and not fetched.empty and isinstance(client, _MirrorHttpClient):
-            client.raw_pack = fetched
-        elif fetched is not None:
-            fetched.index()  # local transports: re-pack from the indexed store instead
-            send_all_objects = True
+        pack = "walk"
+        if fetched is not None:
+            if not send_objects or fetched.empty:
+                pack = "none"
+            elif isinstance(client, _MirrorHttpClient):
+                client.raw_pack = fetched
+                pack = "raw"
+            else:
+                fetched.index()  # local transports: re-pack from the indexed store instead
+                pack = "all"
 
         def generate_pack_data(have: Any, want: Any, *, ofs_delta: bool = True, progress: Any = None) -> Any:
-            if isinstance(client, _MirrorHttpClient) and client.raw_pack is not None:
-                return 0, iter(())  # replaced by the raw pack on the wire
-            if send_all_objects:
-                # Pass-through: the scratch store holds exactly what the source sent because the target
-                # lacked it; send it all, reusing the source's deltas (nothing is recompressed).
+            if pack in ("none", "raw"):
+                return 0, iter(())  # "raw": replaced by the fetched pack on the wire
+            if pack == "all":
                 oids = [(ObjectID(o), None) for o in repo.object_store]
                 return len(oids), generate_unpacked_objects(
-                    repo.object_store,
-                    oids,
-                    ofs_delta=ofs_delta,
-                    progress=progress,
+                    repo.object_store, oids, ofs_delta=ofs_delta, progress=progress
                 )
             # Offer only what this store can use as a base; the target's other tips are unknown here.
             usable = [h for h in have if h in repo.object_store]

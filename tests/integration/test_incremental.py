@@ -108,3 +108,58 @@ def test_ancestry_falls_back_to_a_full_graph_fetch_without_filter_support(tmp_pa
     finally:
         source.stop()
         target.stop()
+
+
+def test_later_batches_reuse_delivered_objects_and_resend_when_the_target_dropped_them(
+    tmp_path: Path,
+) -> None:
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src = source.repo_path("src.git")
+        for i in range(4):  # four unrelated histories: each batch needs its own objects
+            g.commit(src, f"refs/heads/b{i}", {f"f{i}.bin": os.urandom(20_000)}, parents=[])
+        g.set_head(src, "b0")
+
+        def sync_batches() -> SyncResult:
+            return sync_mirror(
+                Remote(
+                    parse_remote(source.repo_url("src.git")), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)
+                ),
+                Remote(
+                    parse_remote(target.repo_url("dst.git")), StaticCredentials(TARGET_USER, TARGET_TOKEN)
+                ),
+                batch_size=1,
+            )
+
+        # a target that keeps only reachable objects after every push (as if it garbage-collected)
+        target.install_hook(
+            "dst.git", "post-receive", "#!/bin/sh\ngit repack -a -d -q && exec git prune --expire=now\n"
+        )
+        result = sync_batches()
+        assert result.status == RunStatus.SUCCESS, result.error
+        assert g.refs(target.repo_path("dst.git")) == g.refs(src)
+        assert result.stats.pushes == 7  # 4 batches; 3 re-sent after "missing necessary objects"
+        g.git(target.repo_path("dst.git"), "fsck", "--connectivity-only")
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_later_batches_send_no_objects_again(tmp_path: Path) -> None:
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src = source.repo_path("src.git")
+        for i in range(4):
+            g.commit(src, f"refs/heads/b{i}", {f"f{i}.bin": os.urandom(200_000)}, parents=[])
+        g.set_head(src, "b0")
+        result = sync_mirror(
+            Remote(parse_remote(source.repo_url("src.git")), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)),
+            Remote(parse_remote(target.repo_url("dst.git")), StaticCredentials(TARGET_USER, TARGET_TOKEN)),
+            batch_size=1,
+        )
+        assert result.status == RunStatus.SUCCESS and result.stats.pushes == 4
+        assert g.refs(target.repo_path("dst.git")) == g.refs(src)
+        assert result.stats.bytes_sent < 1.2 * 800_000  # the pack went once, not four times
+    finally:
+        source.stop()
+        target.stop()
