@@ -112,12 +112,27 @@ class LayeredOracle:
     """
 
     def __init__(
-        self, load_partial: Callable[[], CommitGraph], load_complete: Callable[[], CommitGraph]
+        self,
+        load_partial: Callable[[], CommitGraph],
+        load_complete: Callable[[], CommitGraph],
+        known_to_source: Callable[[], set[str] | None] = lambda: None,
     ) -> None:
         self._load_partial = load_partial
         self._load = load_complete
+        self._known = known_to_source
+        self.known: set[str] | None = None
+        self._asked = False
         self.partial: CommitGraph | None = None
         self.complete: CommitGraph | None = None
+
+    def source_lacks(self, oid: str) -> bool:
+        """True when the source said it does not have `oid` (then it is in none of its histories).
+
+        One negotiation round answers for every target tip at once, before any graph is fetched."""
+        if not self._asked:
+            self._asked = True
+            self.known = self._known()
+        return self.known is not None and oid not in self.known
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
         if self.partial is None:
@@ -125,6 +140,8 @@ class LayeredOracle:
         answer = self.partial.is_ancestor(ancestor, descendant)
         if answer is not None:
             return answer
+        if self.source_lacks(ancestor):
+            return False  # a commit the source does not have cannot be in its history
         if self.complete is None:
             self.complete = self._load()
         return self.complete.is_ancestor(ancestor, descendant)

@@ -224,7 +224,9 @@ def _transfer(
                     return CommitGraph(graph.object_store)
 
                 oracle = LayeredOracle(
-                    lambda: CommitGraph(fetched.index().object_store, complete=False), load_graph
+                    lambda: CommitGraph(fetched.index().object_store, complete=False),
+                    load_graph,
+                    lambda: run.source.known_objects(sorted(wants), haves),
                 )
                 mode = "incremental" if haves else "full"
             decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)

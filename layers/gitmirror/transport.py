@@ -21,10 +21,12 @@ from dulwich.client import (
     LocalGitClient,
     SubprocessGitClient,
     Urllib3HttpGitClient,
+    build_fetch_request_v2,
 )
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository, SendPackError
 from dulwich.objects import ObjectID
 from dulwich.pack import generate_unpacked_objects
+from dulwich.protocol import Protocol, pkt_line
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -144,6 +146,37 @@ class _MirrorHttpClient(Urllib3HttpGitClient):
         self._stats = stats
         self.raw_pack: FetchedPack | None = None
         super().__init__(base_url, **kwargs)
+
+    def common_with(self, path: bytes, wants: list[bytes], haves: list[bytes]) -> set[bytes] | None:
+        """Which `haves` the server has: one protocol-v2 negotiation round without `done`.
+
+        The server answers with its acknowledgments (and, when it is ready, would go on with a pack,
+        which is not read). None when the server does not speak protocol v2.
+        """
+        url = self._get_url(path)
+        _refs, _caps, url, _symrefs, _peeled = self._discover_references(
+            b"git-upload-pack", url, protocol_version=2
+        )
+        if self.protocol_version != 2 or not wants:
+            return None
+        body = b"".join(pkt_line(p) for p in build_fetch_request_v2(None)) + b"0001"
+        body += b"".join(pkt_line(b"want " + w + b"\n") for w in wants)
+        body += b"".join(pkt_line(b"have " + h + b"\n") for h in haves)
+        body += pkt_line(None)  # no "done": negotiation only
+        resp, read = self._smart_request("git-upload-pack", url, body)
+        try:
+            proto = Protocol(read, lambda _data: None)
+            first = proto.read_pkt_line()
+            if first is None or first.rstrip(b"\n") != b"acknowledgments":
+                return None
+            common: set[bytes] = set()
+            while (pkt := proto.read_pkt_line()) is not None:
+                line = pkt.rstrip(b"\n")
+                if line.startswith(b"ACK "):
+                    common.add(line[4:])
+            return common
+        finally:
+            resp.close()
 
     def _smart_request(self, service: str, url: str, data: bytes | Iterator[bytes] | None) -> Any:
         if service == "git-receive-pack" and self.raw_pack is not None and data is not None:
@@ -359,6 +392,19 @@ class Remote:
                 abort()
                 raise
             commit()
+
+    def known_objects(self, wants: list[str], candidates: list[str]) -> set[str] | None:
+        """Which of `candidates` (the target's tips) the source has, or None when it cannot tell."""
+        if not candidates or not wants:
+            return set()
+        client, path = self._client()
+        if not isinstance(client, _MirrorHttpClient):
+            return None
+        with _mapped_errors(self):
+            common = client.common_with(
+                path, [w.encode("ascii") for w in wants[:1]], [c.encode("ascii") for c in candidates]
+            )
+        return None if common is None else {c.decode("ascii") for c in common}
 
     def fetch_pack_file(self, repo: Repo, wants: set[str], haves: list[str]) -> FetchedPack:
         """Download the pack for `wants` minus what `haves` reach, without indexing it."""

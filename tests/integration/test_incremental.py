@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from gitmirror.credentials import StaticCredentials
 from gitmirror.engine import sync_mirror
 from gitmirror.local.gitserver import GitHTTPServer
-from gitmirror.models import Action, RunStatus, SyncResult
+from gitmirror.models import Action, MirrorOptions, RunStatus, SyncResult
 from gitmirror.transport import Remote
 from gitmirror.urls import parse_remote
 from tests.conftest import SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER
@@ -160,6 +162,32 @@ def test_later_batches_send_no_objects_again(tmp_path: Path) -> None:
         assert result.status == RunStatus.SUCCESS and result.stats.pushes == 4
         assert g.refs(target.repo_path("dst.git")) == g.refs(src)
         assert result.stats.bytes_sent < 1.2 * 800_000  # the pack went once, not four times
+    finally:
+        source.stop()
+        target.stop()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_target_only_commits_are_settled_by_negotiation_not_by_a_graph_fetch(
+    tmp_path: Path, keep: bool
+) -> None:
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
+        big_history(src)
+        g.commit(src, "refs/heads/topic", {"t.txt": "topic\n"})
+        assert sync(source, target).status == RunStatus.SUCCESS
+        g.commit(dst, "refs/heads/topic", {"only-on-target.txt": "x\n"})  # unknown to the source
+        g.commit(src, "refs/heads/topic", {"upstream.txt": "y\n"})
+        result = sync_mirror(
+            Remote(parse_remote(source.repo_url("src.git")), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)),
+            Remote(parse_remote(target.repo_url("dst.git")), StaticCredentials(TARGET_USER, TARGET_TOKEN)),
+            MirrorOptions(keep_divergent_refs=keep),
+        )
+        expected = Action.SKIP_DIVERGENT if keep else Action.FORCE_UPDATE
+        assert {r.ref: r.action for r in result.refs} == {"refs/heads/topic": expected}
+        assert result.stats.transfer == "incremental"  # no commit-graph fetch was needed
+        assert result.stats.bytes_received < 64 * 1024
     finally:
         source.stop()
         target.stop()
