@@ -248,3 +248,23 @@ def test_malformed_job_is_dropped_not_blocking(aws: AwsEnv) -> None:
     )
     assert QueuePoller(load_function("worker"), aws.queue_url).drain() == 1
     assert aws.queue_messages() == [] and aws.queue_messages(aws.dlq_url) == []
+
+
+def test_malformed_secret_fails_with_a_clear_error(aws: AwsEnv, git_servers: GitServers) -> None:
+    seed(git_servers)
+    mirror = add_mirror(aws, git_servers.source_url, git_servers.target_url)
+    aws.put_secret(str(mirror.target_secret), "canary-not-json-token")
+    queue_job(aws, mirror.id)
+    QueuePoller(load_function("worker"), aws.queue_url).drain()
+    after = store().get(mirror.id)
+    assert after is not None and after.update_status == UpdateStatus.FAILED
+    assert after.last_error and "is not JSON" in after.last_error
+    assert "canary-not-json-token" not in json.dumps(all_items(aws.env["MIRRORS_TABLE"]), default=str)
+    second = f"{mirror.target_secret}-2"
+    aws.put_secret(second, json.dumps({"username": TARGET_USER}))  # no token
+    store().update_settings(mirror.id, {"target_secret": second})
+    queue_job(aws, mirror.id)
+    QueuePoller(load_function("worker"), aws.queue_url).drain()
+    again = store().get(mirror.id)
+    assert again is not None and again.last_error and 'non-empty "token"' in again.last_error
+    assert aws.queue_messages(aws.dlq_url) == []  # a human must fix it: not retried blindly
