@@ -38,6 +38,10 @@ def local_up(args: argparse.Namespace) -> int:
         print(f"  upstream:       {stack.source.repo_url('upstream.git')}  (user {stack.source.username})")
         print(f"  downstream:     {stack.target.repo_url('downstream.git')}  (user {stack.target.username})")
         print(f"  mirror id:      {mirror.id} (webhook secret in gitmirror/local/webhook)")
+        print("  git credentials: the secrets gitmirror/local/source and gitmirror/local/target")
+        print(
+            "    (aws secretsmanager get-secret-value --secret-id gitmirror/local/source, with the exports below)"
+        )
         print("  to use the CLI against it:")
         for key, value in sorted(env.items()):
             print(f"    export {key}={shlex.quote(value)}")
@@ -60,4 +64,9 @@ _EXPORTS = {
     "RUNS_TABLE",
     "IDEMPOTENCY_TABLE",
     "QUEUE_URL",
+    "SECRETS_PREFIX",
+    "ALLOW_INSECURE_HTTP",
+    "ALLOW_LOOPBACK",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
 }
