@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080)
     up.add_argument("--sample", choices=["auto", "httpx", "generated"], default="auto")
     up.set_defaults(func=_lazy("gitmirror.local.commands", "local_up"))
+    init = local_sub.add_parser(
+        "init",
+        help="create the tables, queue and DLQ at the endpoint the environment names (e.g. a moto server)",
+    )
+    init.set_defaults(func=_lazy("gitmirror.local.commands", "local_init"))
 
     events = sub.add_parser("events", help="write the sample events (signed webhooks, API, SQS, schedule)")
     events.add_argument("--secret", required=True, help="the webhook secret that signs the webhook events")

@@ -25,6 +25,32 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def local_init(args: argparse.Namespace) -> int:
+    """Create what template.yaml would, at AWS_ENDPOINT_URL; existing resources are left as they are."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    from ..settings import Settings
+    from .aws import create_resources
+
+    settings = Settings.from_env()
+    if not settings.queue_url:
+        print("gitmirror: error: set QUEUE_URL (and MIRRORS_TABLE, RUNS_TABLE, IDEMPOTENCY_TABLE)")
+        return 2
+    try:
+        created = create_resources(settings)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code not in ("ResourceInUseException", "QueueAlreadyExists"):
+            print(f"gitmirror: error: {code or exc}")
+            return 1
+        print("gitmirror: resources already exist")
+        return 0
+    print(json.dumps({"mirrors_table": settings.mirrors_table, "runs_table": settings.runs_table, **created}))
+    return 0
+
+
 def local_up(args: argparse.Namespace) -> int:
     with local_stack(sample=args.sample, port=args.port) as stack:
         mirror = stack.register_mirror()
