@@ -319,6 +319,32 @@ def prep_blobs(cfg: Config, src: Path) -> Prepared:
     return Prepared(src, None, {"target": "empty", "blob_mib": cfg.blob_mib})
 
 
+def prep_blobs_incremental(cfg: Config, src: Path) -> Prepared:
+    """The blob repository one small commit and one tag later; the target has the earlier state."""
+    cached = _cached(f"blobs-{cfg.blob_mib}mib-v2.git", lambda p: build_blobs(p, cfg.blob_mib))
+    template = cfg.work / "templates" / src.name
+    local_mirror(cached, template)
+    local_mirror(cached, src)
+
+    def write(w: Any) -> None:
+        msg, content = b"a small change\n", b"changed\n"
+        w.write(b"commit refs/heads/main\n")
+        w.write(b"committer Bench <bench@example.invalid> 1700001000 +0000\n")
+        w.write(b"data %d\n%b\nfrom refs/heads/main^0\n" % (len(msg), msg))
+        w.write(b"M 100644 inline CHANGES.txt\ndata %d\n%b\n" % (len(content), content))
+        w.write(b"reset refs/tags/v1.1\nfrom refs/heads/main\n\n")
+
+    proc = subprocess.Popen(
+        ["git", "-C", str(src), "fast-import", "--quiet"], stdin=subprocess.PIPE, env=SETUP_ENV
+    )
+    assert proc.stdin is not None
+    write(proc.stdin)
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError("git fast-import failed")
+    return Prepared(src, template, {"target": "one commit and one tag behind", "blob_mib": cfg.blob_mib})
+
+
 def prep_manyrefs(cfg: Config, src: Path) -> Prepared:
     cached = _cached(f"manyrefs-{cfg.manyrefs}-v2.git", lambda p: build_manyrefs(p, cfg.manyrefs))
     local_mirror(cached, src)
@@ -345,6 +371,11 @@ SCENARIOS = {
         ),
         Scenario(
             "blobs-cold", "generated repo of incompressible 5 MiB blobs into an empty target", prep_blobs
+        ),
+        Scenario(
+            "blobs-incremental",
+            "the blob repository one small commit and one tag later; the target has the earlier state",
+            prep_blobs_incremental,
         ),
         Scenario(
             "manyrefs", "generated repo with thousands of small branches into an empty target", prep_manyrefs
