@@ -354,44 +354,9 @@ class Remote:
             return None
         return any(c.startswith(b"fetch=") and b"filter" in c.split(b"=", 1)[1].split() for c in caps)
 
-    def fetch(
-        self,
-        repo: Repo,
-        wants: set[str],
-        *,
-        haves: list[str] | None = None,
-        filter_spec: bytes | None = None,
-    ) -> None:
-        """Fetch the objects for `wants` into `repo`'s object store, minus what `haves` already reach.
-
-        The pack is never thin (every delta base is inside it), is spooled to disk by the object store
-        and indexed there, so memory stays bounded whatever the repository's size.
-        """
-        want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
-        want_ids = [w for w in want_ids if w not in repo.object_store]
-        if not want_ids:
-            return
-
-        def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
-            return want_ids
-
-        walker = _OfferHaves([h.encode("ascii") for h in (haves or [])])
-        client, path = self._client()
-        f, commit, abort = repo.object_store.add_pack()
-        with _mapped_errors(self):
-            try:
-                client.fetch_pack(
-                    path,
-                    determine_wants,
-                    walker,  # type: ignore[arg-type]
-                    f.write,
-                    progress=self._progress,
-                    filter_spec=filter_spec,
-                )
-            except BaseException:
-                abort()
-                raise
-            commit()
+    def fetch(self, repo: Repo, wants: set[str], *, filter_spec: bytes | None = None) -> None:
+        """Fetch the objects for `wants` (and everything they reach) into `repo`, indexed and readable."""
+        self.fetch_pack_file(repo, wants, [], filter_spec=filter_spec).index()
 
     def known_objects(self, wants: list[str], candidates: list[str]) -> set[str] | None:
         """Which of `candidates` (the target's tips) the source has, or None when it cannot tell."""
@@ -406,8 +371,14 @@ class Remote:
             )
         return None if common is None else {c.decode("ascii") for c in common}
 
-    def fetch_pack_file(self, repo: Repo, wants: set[str], haves: list[str]) -> FetchedPack:
-        """Download the pack for `wants` minus what `haves` reach, without indexing it."""
+    def fetch_pack_file(
+        self, repo: Repo, wants: set[str], haves: list[str], *, filter_spec: bytes | None = None
+    ) -> FetchedPack:
+        """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
+
+        The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
+        bounded whatever the repository's size.
+        """
         fetched = FetchedPack(repo)
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
 
@@ -425,6 +396,9 @@ class Remote:
                         walker,  # type: ignore[arg-type]
                         fetched.file.write,
                         progress=self._progress,
+                        filter_spec=filter_spec,
+                        # the refs were listed already: have protocol v2's ls-refs send only HEAD
+                        ref_prefix=[b"HEAD"],
                     )
             fetched.finish()
         except BaseException:
