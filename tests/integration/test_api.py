@@ -22,6 +22,7 @@ from gitmirror.local.lambdas import http_event, invoke_http, load_function, pars
 from gitmirror.models import RunRecord, RunStatus, Trigger, UpdateStatus
 from gitmirror.state import iso, utcnow
 from tests.conftest import AwsEnv
+from tests.support.routes import MANAGEMENT_ROUTES, WEBHOOK_ROUTES
 from tests.support.service import all_items, store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,17 +30,6 @@ CALLER = "arn:aws:iam::123456789012:user/mirror-admin"
 CANARY = "canary-API-5e1d7b3f9a"
 IMMUTABLE = ("url", "source_url", "provider", "id", "source_repo_id", "source_full_name", "auth_method")
 ID_RULE = "ids are 1-64 characters of a-z, 0-9, '-' or '_'"
-
-MANAGEMENT_ROUTES = {
-    ("GET", "/mirrors"),
-    ("POST", "/mirrors"),
-    ("GET", "/mirrors/{id}"),
-    ("PUT", "/mirrors/{id}"),
-    ("DELETE", "/mirrors/{id}"),
-    ("POST", "/mirrors/{id}/sync"),
-    ("GET", "/mirrors/{id}/runs"),
-}
-WEBHOOK_ROUTES = {("POST", "/webhooks/github"), ("POST", "/webhooks/gitlab"), ("POST", "/webhooks/gitea")}
 
 
 class Api:

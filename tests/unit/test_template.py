@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.routes import MANAGEMENT_ROUTES, WEBHOOK_ROUTES
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 SAMCONFIG_PATH = ROOT / "samconfig.toml"
@@ -28,21 +30,6 @@ FUNCTIONS = {
     "SchedulerFunction": "scheduler",
 }
 
-WEBHOOK_ROUTES = {
-    ("POST", "/webhooks/github"),
-    ("POST", "/webhooks/gitlab"),
-    ("POST", "/webhooks/gitea"),
-}
-
-MANAGEMENT_ROUTES = {
-    ("GET", "/mirrors"),
-    ("POST", "/mirrors"),
-    ("GET", "/mirrors/{id}"),
-    ("PUT", "/mirrors/{id}"),
-    ("DELETE", "/mirrors/{id}"),
-    ("POST", "/mirrors/{id}/sync"),
-    ("GET", "/mirrors/{id}/runs"),
-}
 
 SECRETS_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*"
 
