@@ -7,8 +7,10 @@ an older run can never overwrite a newer status, and two runs of one mirror neve
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -43,6 +45,12 @@ class MirrorNotFound(Exception):
 
 def _resource() -> Any:
     return aws.resource("dynamodb")
+
+
+@functools.cache
+def _lookup_pool() -> ThreadPoolExecutor:
+    """Two threads kept for the receiver's concurrent index lookups (one per key)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="gitmirror-lookup")
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -111,12 +119,29 @@ class MirrorStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def find_by_source(self, provider: str, repo_id: str | None, full_name: str | None) -> list[Mirror]:
-        found: dict[str, Mirror] = {}
-        for key in source_keys(provider, repo_id, full_name):
+        """Mirrors keyed by the repository's id or by its path. The index is queried for both keys at
+        once (botocore clients are thread-safe; boto3 resources are not, hence the client here)."""
+        # The resource's client: boto3 (de)serializes attribute values for it, as for the Table.
+        client = self.mirrors.meta.client
+
+        def query(key: str) -> list[dict[str, Any]]:
             page = self._call(
-                self.mirrors.query, IndexName="source-index", KeyConditionExpression=Key("source_key").eq(key)
+                client.query,
+                TableName=self.mirrors.table_name,
+                IndexName="source-index",
+                KeyConditionExpression="source_key = :k",
+                ExpressionAttributeValues={":k": key},
             )
-            for item in page.get("Items", []):
+            return list(page.get("Items", []))
+
+        keys = source_keys(provider, repo_id, full_name)
+        if len(keys) > 1:
+            pages = list(_lookup_pool().map(query, keys))
+        else:
+            pages = [query(k) for k in keys]
+        found: dict[str, Mirror] = {}
+        for items in pages:
+            for item in items:
                 mirror = Mirror.model_validate(_clean(item))
                 found[mirror.id] = mirror
         return [found[k] for k in sorted(found)]

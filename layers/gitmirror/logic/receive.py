@@ -6,13 +6,14 @@ repository identity is peeked first, because it says which mirror's secret to ch
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets as pysecrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import Mirror, Provider, Trigger
+from ..models import STUCK_AFTER_SECONDS, Mirror, Provider, Trigger, UpdateStatus
 from ..signatures import (
     SignatureError,
     get_header,
@@ -127,9 +128,10 @@ def receive_webhook(
     token = pysecrets.token_hex(8)
 
     def enqueue_all(data: dict[str, Any]) -> dict[str, Any]:
-        for mirror_id in mirror_ids:
-            ports.enqueue(mirror_id, Trigger.WEBHOOK, delivery)
-            ports.mark_scheduled(mirror_id)
+        for mirror in verified:
+            ports.enqueue(mirror.id, Trigger.WEBHOOK, delivery)
+            if not already_scheduled(mirror):
+                ports.mark_scheduled(mirror.id)
         return {"mirrors": mirror_ids, "queued": len(mirror_ids), "token": token}
 
     outcome = ports.once_per_delivery({"provider": provider.value, "delivery_id": delivery}, enqueue_all)
@@ -140,6 +142,16 @@ def receive_webhook(
     return Reply(
         202, {"delivery": delivery, "mirrors": mirror_ids, "queued": len(mirror_ids)}, enqueued=mirror_ids
     )
+
+
+def already_scheduled(mirror: Mirror) -> bool:
+    """Scheduled within the hour: a burst of pushes need not write the same status again."""
+    if mirror.update_status != UpdateStatus.SCHEDULED or not mirror.last_scheduled_at:
+        return False
+    since = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(
+        mirror.last_scheduled_at.replace("Z", "+00:00")
+    )
+    return since < dt.timedelta(seconds=STUCK_AFTER_SECONDS)
 
 
 def _verified_mirrors(
