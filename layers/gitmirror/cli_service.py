@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import MirrorError, UsageError
-from .models import _ID, Action, Mirror, Provider, RunRecord, RunStatus
+from .models import _ID, Action, Mirror, Provider, RunRecord, RunStatus, utcnow
 from .scrub import scrub
 
 if TYPE_CHECKING:
@@ -188,14 +188,6 @@ def _store(settings: Settings) -> MirrorStore:
     return MirrorStore(settings.mirrors_table, settings.runs_table, resource=resource)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def is_stuck(mirror: Mirror, now: dt.datetime) -> bool:
-    return mirror.is_stuck(now)
-
-
 def _scrubbed(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value)
@@ -208,11 +200,6 @@ def _scrubbed(value: Any) -> Any:
 
 def _emit_json(payload: object) -> None:
     print(json.dumps(_scrubbed(payload), indent=2, sort_keys=False))
-
-
-def mirror_json(mirror: Mirror, now: dt.datetime) -> dict[str, object]:
-    """Mirror.public(): a stuck run reported as failed with `"stuck": true`."""
-    return mirror.public(now)
 
 
 # --- human-readable output --------------------------------------------------------------------------
@@ -241,7 +228,7 @@ def _first_line(text: str | None, width: int = ERROR_WIDTH) -> str:
 
 
 def status_text(mirror: Mirror, now: dt.datetime) -> str:
-    if is_stuck(mirror, now):
+    if mirror.is_stuck(now):
         text = STUCK_TEXT
     else:
         text = mirror.update_status.value
@@ -365,9 +352,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     spec = MirrorSpec(**{k: v for k, v in fields.items() if v is not None})
     settings = _settings(args)
     mirror = create_mirror(spec, _store(settings), settings.policy, settings.secrets_prefix)
-    now = _now()
+    now = utcnow()
     if args.json:
-        _emit_json(mirror_json(mirror, now))
+        _emit_json(mirror.public(now))
     else:
         _print(f"created mirror {mirror.id}\n\n{mirror_details(mirror, now)}")
     return EXIT_OK
@@ -375,9 +362,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     mirrors = _store(_settings(args)).list_mirrors()
-    now = _now()
+    now = utcnow()
     if args.json:
-        _emit_json({"mirrors": [mirror_json(m, now) for m in mirrors]})
+        _emit_json({"mirrors": [m.public(now) for m in mirrors]})
     else:
         _print(mirrors_table(mirrors, now))
     return EXIT_OK
@@ -389,9 +376,9 @@ def _show(args: argparse.Namespace) -> int:
     mirror = _store(_settings(args)).get(args.mirror_id)
     if mirror is None:
         raise MirrorNotFound(args.mirror_id)
-    now = _now()
+    now = utcnow()
     if args.json:
-        _emit_json(mirror_json(mirror, now))
+        _emit_json(mirror.public(now))
     else:
         _print(mirror_details(mirror, now))
     return EXIT_OK
@@ -435,9 +422,9 @@ def cmd_update(args: argparse.Namespace) -> int:
     mirror = update_mirror(
         args.mirror_id, MirrorSettings(**changes), _store(settings), settings.secrets_prefix
     )
-    now = _now()
+    now = utcnow()
     if args.json:
-        _emit_json(mirror_json(mirror, now))
+        _emit_json(mirror.public(now))
     else:
         _print(f"updated mirror {mirror.id}\n\n{mirror_details(mirror, now)}")
     return EXIT_OK

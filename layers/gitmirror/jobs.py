@@ -9,8 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws
 from .errors import TransientError
-from .models import SyncJob, Trigger
-from .state import iso, utcnow
+from .models import SyncJob, Trigger, iso, utcnow
 
 
 def _sqs() -> Any:

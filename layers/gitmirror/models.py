@@ -107,6 +107,20 @@ class SyncResult(BaseModel):
 # --- the service's records ---------------------------------------------------------------------------
 # Field names follow GitLab's remote mirrors API where GitLab has the concept.
 
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(when: dt.datetime) -> str:
+    """Timestamps as stored and shown: UTC, microseconds, a trailing Z (they sort as text)."""
+    return when.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 # GitLab treats a mirror stuck in `started` for over an hour as failed; so does the lease.
 STUCK_AFTER_SECONDS = 3600
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -258,10 +272,10 @@ class Mirror(BaseModel):
         if self.update_status != UpdateStatus.STARTED or not self.last_update_started_at:
             return False
         try:
-            started = dt.datetime.fromisoformat(self.last_update_started_at.replace("Z", "+00:00"))
+            started = parse_iso(self.last_update_started_at)
         except ValueError:
             return False
-        return (now or dt.datetime.now(dt.UTC)) - started > dt.timedelta(seconds=STUCK_AFTER_SECONDS)
+        return (now or utcnow()) - started > dt.timedelta(seconds=STUCK_AFTER_SECONDS)
 
     def public(self, now: dt.datetime | None = None) -> dict[str, object]:
         """The record as the API and CLI show it: internal fields left out, a stuck run shown failed."""

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from .credentials import BasicCredentials
-from .errors import AuthError, MirrorError
+from .errors import MirrorError
 from .scrub import register_secret
 
 CACHE_SECONDS = 60
@@ -99,7 +99,3 @@ class SecretCredentials:
         creds = get_git_credentials(self.name, force=self._force)
         self._force = False
         return creds
-
-
-def auth_failed(exc: BaseException) -> bool:
-    return isinstance(exc, AuthError)

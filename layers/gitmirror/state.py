@@ -18,21 +18,9 @@ from botocore.exceptions import ClientError
 
 from . import aws
 from .errors import TransientError
-from .models import STUCK_AFTER_SECONDS, Mirror, RunRecord, UpdateStatus, source_keys
+from .models import STUCK_AFTER_SECONDS, Mirror, RunRecord, UpdateStatus, iso, source_keys, utcnow
 
 MAX_LEASE_SECONDS = STUCK_AFTER_SECONDS
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def parse_iso(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class MirrorExists(Exception):

@@ -1,7 +1,8 @@
 """Moving bytes: ref listings, fetches and pushes through dulwich's clients.
 
-All git protocol work is dulwich's (`get_refs`, `fetch`, `send_pack` with their callbacks). This module
-adds what a mirror service needs around it: explicit credentials per operation, timeouts, no redirects
+Git protocol work is dulwich's (`get_refs`, `fetch_pack`, `send_pack` with their callbacks); the one
+exception is `common_with`, a protocol-v2 negotiation round without `done` that dulwich does not offer.
+This module adds what a mirror service needs around it: explicit credentials per operation, timeouts, no redirects
 to unchecked hosts, byte accounting, a smart-HTTP check, and errors mapped to `gitmirror.errors`.
 """
 
@@ -52,13 +53,12 @@ class TransferStats:
 class _OfferHaves:
     """A graph walker that offers given tips as `have`s without walking history (we hold none of it).
 
-    dulwich's fetch_pack asks it for haves and reports ACKs; the source then leaves out everything
-    reachable from the tips it recognises.
+    The source leaves out everything reachable from the tips it recognises. Over stateless HTTP dulwich
+    sends every have and `done` at once, so ACKs carry no information here (see `common_with`).
     """
 
     def __init__(self, haves: list[bytes]) -> None:
         self._haves = iter(haves)
-        self.acked: set[bytes] = set()
         self.shallow: set[bytes] = set()
 
     def __next__(self) -> bytes | None:
@@ -67,7 +67,7 @@ class _OfferHaves:
     next = __next__
 
     def ack(self, sha: bytes) -> None:
-        self.acked.add(sha)
+        return None
 
     def nak(self) -> None:
         return None

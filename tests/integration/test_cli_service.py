@@ -12,9 +12,18 @@ from typing import Any
 
 import pytest
 
-from gitmirror.models import Action, Mirror, RefUpdate, RunRecord, RunStatus, Trigger, UpdateStatus
+from gitmirror.models import (
+    Action,
+    Mirror,
+    RefUpdate,
+    RunRecord,
+    RunStatus,
+    Trigger,
+    UpdateStatus,
+    iso,
+    utcnow,
+)
 from gitmirror.settings import Settings
-from gitmirror.state import iso, utcnow
 from tests.conftest import AwsEnv
 from tests.support.service import all_items, store
 

@@ -5,7 +5,7 @@ converges."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -196,6 +196,3 @@ def test_target_accepting_some_refs_and_rejecting_others(git_servers: GitServers
     assert list(rejected) == ["refs/heads/dev"] and "dev is locked" in str(rejected["refs/heads/dev"])
     assert_consistent(git_servers)
     assert "refs/heads/dev" not in g.refs(git_servers.target_path)
-
-
-Check = Callable[[GitServers], None]

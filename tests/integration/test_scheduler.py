@@ -11,9 +11,8 @@ import pytest
 from gitmirror.errors import TransientError
 from gitmirror.local.lambdas import LambdaContext, load_function, schedule_event
 from gitmirror.logic.manage import create_mirror
-from gitmirror.models import Mirror, MirrorSpec, Provider, UpdateStatus
+from gitmirror.models import Mirror, MirrorSpec, Provider, UpdateStatus, iso, utcnow
 from gitmirror.settings import Settings
-from gitmirror.state import iso, utcnow
 from tests.conftest import AwsEnv
 from tests.support.service import store
 

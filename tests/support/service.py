@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from gitmirror.local.lambdas import QueuePoller, http_event, invoke_http, load_function
@@ -144,7 +142,3 @@ def all_items(table: str) -> list[dict[str, Any]]:
     import boto3
 
     return list(boto3.resource("dynamodb").Table(table).scan().get("Items", []))
-
-
-def module_path(module: ModuleType) -> Path:
-    return Path(str(module.__file__))

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..logic.manage import create_mirror
-from ..models import MirrorSpec, Provider
+from ..models import MirrorSpec, Provider, parse_iso
 from ..signatures import sign_github
-from ..state import parse_iso
 from . import samples
 from .aws import put_secret
 from .lambdas import QueuePoller, load_function

@@ -10,8 +10,19 @@ from dataclasses import dataclass
 
 from ..credentials import is_codecommit
 from ..errors import UsageError
-from ..models import AuthMethod, Mirror, MirrorSettings, MirrorSpec, Trigger, UpdateStatus, source_keys
-from ..state import MAX_LEASE_SECONDS, MirrorNotFound, MirrorStore, iso, parse_iso, utcnow
+from ..models import (
+    AuthMethod,
+    Mirror,
+    MirrorSettings,
+    MirrorSpec,
+    Trigger,
+    UpdateStatus,
+    iso,
+    parse_iso,
+    source_keys,
+    utcnow,
+)
+from ..state import MAX_LEASE_SECONDS, MirrorNotFound, MirrorStore
 from ..urls import NetworkPolicy, has_userinfo, parse_remote
 
 

@@ -18,11 +18,14 @@ from ..models import (
     SyncJob,
     SyncResult,
     UpdateStatus,
+    iso,
+    parse_iso,
+    utcnow,
 )
 from ..scrub import scrub
 from ..secrets import SecretCredentials
 from ..settings import Settings
-from ..state import MAX_LEASE_SECONDS, MirrorStore, iso, new_run_id, parse_iso, utcnow
+from ..state import MAX_LEASE_SECONDS, MirrorStore, new_run_id
 from ..transport import Remote
 from ..urls import parse_remote
 

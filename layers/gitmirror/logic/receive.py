@@ -7,13 +7,12 @@ repository identity is peeked first, because it says which mirror's secret to ch
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets as pysecrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import STUCK_AFTER_SECONDS, Mirror, Provider, Trigger, UpdateStatus
+from ..models import STUCK_AFTER_SECONDS, Mirror, Provider, Trigger, UpdateStatus, parse_iso, utcnow
 from ..signatures import (
     SignatureError,
     get_header,
@@ -148,9 +147,7 @@ def already_scheduled(mirror: Mirror) -> bool:
     """Scheduled within the hour: a burst of pushes need not write the same status again."""
     if mirror.update_status != UpdateStatus.SCHEDULED or not mirror.last_scheduled_at:
         return False
-    since = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(
-        mirror.last_scheduled_at.replace("Z", "+00:00")
-    )
+    since = utcnow() - parse_iso(mirror.last_scheduled_at)
     return since < dt.timedelta(seconds=STUCK_AFTER_SECONDS)
 
 
@@ -173,10 +170,6 @@ def _verified_mirrors(
         if results[name]:
             verified.append(mirror)
     return verified
-
-
-def json_body(reply: Reply) -> str:
-    return json.dumps(reply.body)
 
 
 # How long a delivery id is remembered: GitHub and GitLab let people redeliver old deliveries by hand.
