@@ -112,56 +112,61 @@ def run_load(
     for thread in threads:
         thread.start()
 
-    url = f"{stack.api_url}/webhooks/github"
-    sent: list[tuple[int, str, bytes, float]] = []  # (mirror index, delivery, body, time)
-    # 50 concurrent pushes for one mirror (with upstream commits landing meanwhile), then bursts over all
-    for _n in range(burst):
-        sent.append((0, str(uuid.uuid4()), payload_for(5000, "load/repo0"), 0.0))
-    for i in range(mirrors):
-        for _n in range(per_mirror):
-            sent.append((i, str(uuid.uuid4()), payload_for(5000 + i, f"load/repo{i}"), 0.0))
-    last_sent: dict[int, float] = {}
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def send(item: tuple[int, str, bytes, float]) -> None:
-        index, delivery, body, _t = item
-        if index == 0 and delivery.endswith(("0", "8")):
-            samples.commit(
-                Path(stack.source.repo_path("load0.git")), "main", "load.txt", delivery, "during load"
-            )
-        status = _post(url, body, delivery)
-        with lock:
-            statuses.append(status)
-            last_sent[index] = time.time()
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(send, sent))
-        accept_seconds = time.monotonic() - started
-        # redeliveries of ten deliveries: dropped as duplicates
-        duplicates = list(pool.map(lambda item: _post(url, item[2], item[1]), sent[:10]))
-
-    deadline = time.monotonic() + 300
-    converged: set[int] = set()
-    converged_at: dict[int, float] = {}
-    while time.monotonic() < deadline and len(converged) < mirrors:
+    try:
+        url = f"{stack.api_url}/webhooks/github"
+        sent: list[tuple[int, str, bytes, float]] = []  # (mirror index, delivery, body, time)
+        # 50 concurrent pushes for one mirror (with upstream commits landing meanwhile), then bursts over all
+        for _n in range(burst):
+            sent.append((0, str(uuid.uuid4()), payload_for(5000, "load/repo0"), 0.0))
         for i in range(mirrors):
-            if i in converged:
-                continue
-            if _refs(stack.source.repo_path(f"load{i}.git")) == _refs(
-                stack.target.repo_path(f"load{i}-mirror.git")
-            ):
-                converged.add(i)
-                converged_at[i] = time.time()
-        time.sleep(0.1)
-    # let queued leftovers (jobs covered by later runs) drain, then stop the pool
-    idle_deadline = time.monotonic() + 60
-    while time.monotonic() < idle_deadline and _queue_depth(stack) > 0:
-        time.sleep(0.2)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
+            for _n in range(per_mirror):
+                sent.append((i, str(uuid.uuid4()), payload_for(5000 + i, f"load/repo{i}"), 0.0))
+        last_sent: dict[int, float] = {}
+        statuses: list[int] = []
+        lock = threading.Lock()
+        upstream_lock = threading.Lock()  # one upstream push at a time, like a real host's ref update
+
+        def send(item: tuple[int, str, bytes, float]) -> None:
+            index, delivery, body, _t = item
+            if index == 0 and delivery.endswith(("0", "8")):
+                with upstream_lock:
+                    samples.commit(
+                        Path(stack.source.repo_path("load0.git")), "main", "load.txt", delivery, "during load"
+                    )
+            status = _post(url, body, delivery)
+            with lock:
+                statuses.append(status)
+                last_sent[index] = time.time()
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(send, sent))
+            accept_seconds = time.monotonic() - started
+            # redeliveries of ten deliveries: dropped as duplicates
+            duplicates = list(pool.map(lambda item: _post(url, item[2], item[1]), sent[:10]))
+
+        deadline = time.monotonic() + 300
+        converged: set[int] = set()
+        converged_at: dict[int, float] = {}
+        while time.monotonic() < deadline and len(converged) < mirrors:
+            for i in range(mirrors):
+                if i in converged:
+                    continue
+                if _refs(stack.source.repo_path(f"load{i}.git")) == _refs(
+                    stack.target.repo_path(f"load{i}-mirror.git")
+                ):
+                    converged.add(i)
+                    converged_at[i] = time.time()
+            time.sleep(0.1)
+        # let queued leftovers (jobs covered by later runs) drain, then stop the pool
+        idle_deadline = time.monotonic() + 60
+        while time.monotonic() < idle_deadline and _queue_depth(stack) > 0:
+            time.sleep(0.2)
+    finally:
+        # the workers stop even when sending fails: none outlives the stack
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
 
     runs = {mid: stack.store.list_runs(mid, limit=1000) for mid in ids}
     overlapping = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 _ENV = {
@@ -55,7 +56,8 @@ def commit(repo: Path, branch: str, path: str, content: str, message: str) -> st
     ref = f"refs/heads/{branch}"
     parent = git(repo, "rev-parse", "--verify", "--quiet", ref) if has_ref(repo, ref) else ""
     base_tree = git(repo, "rev-parse", f"{parent}^{{tree}}") if parent else ""
-    index = repo / "demo-index"
+    # a private index per call: concurrent commits to one repository never share a lock file
+    index = repo / f"demo-index-{os.getpid()}-{threading.get_ident()}"
     with_index = {"GIT_INDEX_FILE": str(index)}
     try:
         git(repo, "read-tree", *([base_tree] if base_tree else ["--empty"]), extra_env=with_index)
