@@ -31,9 +31,10 @@ from pydantic.json_schema import SkipJsonSchema
 from gitmirror import jobs
 from gitmirror.errors import MirrorError, TransientError, UsageError
 from gitmirror.logic.manage import create_mirror, request_sync, update_mirror
-from gitmirror.models import Mirror, MirrorSettings, MirrorSpec, RunRecord, Trigger
+from gitmirror.models import Mirror, MirrorSettings, MirrorSpec, RunRecord
 from gitmirror.settings import Settings
 from gitmirror.state import MirrorExists, MirrorNotFound, MirrorStore
+from gitmirror.values import Trigger
 
 logger = Logger()
 tracer = Tracer()

@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gitmirror import jobs
 from gitmirror.logic.manage import schedule_all
-from gitmirror.models import Trigger
 from gitmirror.settings import Settings
 from gitmirror.state import MirrorStore
+from gitmirror.values import Trigger
 
 logger = Logger()
 tracer = Tracer()

@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gitmirror.errors import MirrorError
 from gitmirror.logic.receive import Ports, Reply, default_ports, receive_webhook
-from gitmirror.models import Provider
 from gitmirror.settings import Settings
+from gitmirror.values import Provider
 from gitmirror.webhooks import delivery_id
 
 logger = Logger()

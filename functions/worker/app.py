@@ -19,9 +19,10 @@ from pydantic import ValidationError
 from gitmirror.errors import MirrorError
 from gitmirror.jobs import delay_retry
 from gitmirror.logic.mirror_run import run_job
-from gitmirror.models import RunStatus, SyncJob
+from gitmirror.models import SyncJob
 from gitmirror.settings import Settings
 from gitmirror.state import MirrorStore
+from gitmirror.values import RunStatus
 
 logger = Logger()
 tracer = Tracer()

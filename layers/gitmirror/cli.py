@@ -11,8 +11,8 @@ from typing import NoReturn
 
 from . import cli_service
 from .errors import UsageError
-from .models import Action, MirrorOptions, RunStatus, SyncResult
 from .scrub import register_secret, scrub
+from .values import Action, MirrorOptions, RunStatus, SyncResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,8 +38,6 @@ def _env_secret(name: str) -> str | None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from .credentials import from_env_token
     from .engine import sync_mirror
     from .transport import Remote
@@ -53,10 +51,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             branch_filters=tuple(args.branch_filter or ()),
             branch_regex=args.branch_regex,
         )
-    except UsageError as exc:
+    except (UsageError, ValueError) as exc:
         _usage(str(exc))
-    except ValidationError as exc:
-        _usage("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
     source = Remote(
         source_url,
         from_env_token(
@@ -79,7 +75,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def sync_json(result: SyncResult) -> dict[str, object]:
     """The `--json` contract: status, divergent_refs, refs, error — nothing else."""
-    payload = result.model_dump(mode="json", include={"status", "divergent_refs", "refs", "error"})
+    data = result.to_dict()
+    payload = {key: data[key] for key in ("status", "divergent_refs", "refs", "error")}
     return json.loads(scrub(json.dumps(payload)))
 
 

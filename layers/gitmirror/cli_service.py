@@ -21,10 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import MirrorError, UsageError
-from .models import _ID, Action, Mirror, Provider, RunRecord, RunStatus, utcnow
 from .scrub import scrub
+from .values import _ID, Action, Provider, RunStatus, utcnow
 
 if TYPE_CHECKING:
+    from .models import Mirror, RunRecord
     from .settings import Settings
     from .state import MirrorStore
 
@@ -446,7 +447,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     from .jobs import enqueue, make_job
     from .logic.manage import request_sync
-    from .models import Trigger
+    from .values import Trigger
 
     settings = _settings(args)
     if not settings.queue_url:

@@ -16,7 +16,6 @@ from dulwich.repo import Repo
 
 from .ancestry import CommitGraph, LayeredOracle
 from .errors import MirrorError, TimedOut
-from .models import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
 from .planner import (
     DEFAULT_BATCH_SIZE,
     AncestryOracle,
@@ -27,6 +26,7 @@ from .planner import (
 )
 from .scrub import scrub
 from .transport import FetchedPack, PushOutcome, Remote
+from .values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0

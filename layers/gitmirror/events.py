@@ -26,8 +26,9 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from .errors import UsageError
-from .models import SyncJob, Trigger
+from .models import SyncJob
 from .signatures import sign_gitea, sign_github
+from .values import Trigger
 
 __all__ = ["FIXED_NOW", "WEBHOOK_FILES", "EventSpec", "find_shared_webhooks", "generate", "invoke", "main"]
 

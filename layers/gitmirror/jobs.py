@@ -9,7 +9,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws
 from .errors import TransientError
-from .models import SyncJob, Trigger, iso, utcnow
+from .models import SyncJob
+from .values import Trigger, iso, utcnow
 
 
 def _sqs() -> Any:

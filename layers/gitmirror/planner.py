@@ -23,7 +23,7 @@ from typing import Protocol
 
 from dulwich.refs import Ref, check_ref_format
 
-from .models import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
+from .values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
 
 # CodeCommit accepts at most 4,000 ref updates per push; GitHub documents no limit but large pushes
 # time out. Stay well below both.

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from . import aws
 from .errors import TransientError
-from .models import STUCK_AFTER_SECONDS, Mirror, RunRecord, UpdateStatus, iso, source_keys, utcnow
+from .models import Mirror, RunRecord, source_keys
+from .values import STUCK_AFTER_SECONDS, UpdateStatus, iso, utcnow
 
 MAX_LEASE_SECONDS = STUCK_AFTER_SECONDS
 

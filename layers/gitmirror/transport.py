@@ -33,9 +33,9 @@ from dulwich.repo import Repo
 
 from .credentials import Anonymous, CredentialProvider
 from .errors import AuthError, MirrorError, ProtocolFailure, RepositoryNotFound, TransientError
-from .models import ZERO_SHA
 from .scrub import scrub
 from .urls import NetworkPolicy, RemoteURL
+from .values import ZERO_SHA
 
 USER_AGENT = "git/2.39.0 (gitmirror)"
 _STATUS = re.compile(r"unexpected http resp (\d{3})")

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from gitmirror.models import Provider
 from gitmirror.signatures import form_payload, get_header
+from gitmirror.values import Provider
 
 __all__ = [
     "IgnoredEvent",

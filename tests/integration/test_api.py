@@ -19,7 +19,8 @@ import pytest
 
 from gitmirror.errors import TransientError
 from gitmirror.local.lambdas import http_event, invoke_http, load_function, parse_json
-from gitmirror.models import RunRecord, RunStatus, Trigger, UpdateStatus, iso, utcnow
+from gitmirror.models import RunRecord
+from gitmirror.values import RunStatus, Trigger, UpdateStatus, iso, utcnow
 from tests.conftest import AwsEnv
 from tests.support.routes import MANAGEMENT_ROUTES, WEBHOOK_ROUTES
 from tests.support.service import all_items, store

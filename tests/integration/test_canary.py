@@ -82,7 +82,7 @@ def test_canary_never_escapes(
             Remote(remote, StaticCredentials(remote.username or "", remote.password or "")),
             Remote(parse_remote(git_servers.target_url), StaticCredentials(TARGET_USER, CANARY)),
         )
-        observed.append(result.model_dump_json())
+        observed.append(result.to_json())
         assert result.error
     observed.append(str(MirrorError(f"failed at https://user:{CANARY}@example.com/r.git with {CANARY}")))
 

@@ -12,18 +12,9 @@ from typing import Any
 
 import pytest
 
-from gitmirror.models import (
-    Action,
-    Mirror,
-    RefUpdate,
-    RunRecord,
-    RunStatus,
-    Trigger,
-    UpdateStatus,
-    iso,
-    utcnow,
-)
+from gitmirror.models import Mirror, RunRecord
 from gitmirror.settings import Settings
+from gitmirror.values import Action, RefUpdate, RunStatus, Trigger, UpdateStatus, iso, utcnow
 from tests.conftest import AwsEnv
 from tests.support.service import all_items, store
 

@@ -9,9 +9,9 @@ import pytest
 
 from gitmirror.credentials import StaticCredentials
 from gitmirror.engine import sync_mirror
-from gitmirror.models import Action, MirrorOptions, RunStatus, SyncResult
 from gitmirror.transport import Remote
 from gitmirror.urls import parse_remote
+from gitmirror.values import Action, MirrorOptions, RunStatus, SyncResult
 from tests.conftest import CANARIES, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, GitServers
 from tests.support import gitrepo as g
 
@@ -36,7 +36,7 @@ def run_sync(
     source = Remote(parse_remote(servers.source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN))
     target = Remote(parse_remote(servers.target_url), StaticCredentials(TARGET_USER, target_token))
     result = sync_mirror(source, target, options, batch_size=batch_size, mode=MODE["value"])
-    text = result.model_dump_json()
+    text = result.to_json()
     for canary in (*CANARIES, target_token):
         assert canary not in text
     return result

@@ -11,7 +11,7 @@ import pytest
 from gitmirror import cli
 from gitmirror.events import EVENTS, MIRROR_ID, WEBHOOK_FILES, delivery_ids, generate, invoke, load_bodies
 from gitmirror.events import _bodies_from_committed as bodies_from_committed
-from gitmirror.models import UpdateStatus
+from gitmirror.values import UpdateStatus
 from tests.conftest import REPO_ROOT, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.service import WEBHOOK_SECRET, WEBHOOKS, add_mirror, store

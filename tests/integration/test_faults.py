@@ -13,9 +13,9 @@ import pytest
 
 from gitmirror.credentials import StaticCredentials
 from gitmirror.engine import sync_mirror
-from gitmirror.models import RunStatus, SyncResult
 from gitmirror.transport import Remote
 from gitmirror.urls import NetworkPolicy, parse_remote
+from gitmirror.values import RunStatus, SyncResult
 from tests.conftest import CANARIES, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, GitServers
 from tests.support import gitrepo as g
 
@@ -35,7 +35,7 @@ def sync(servers: GitServers, *, read_timeout: float = 120.0, mode: str = "incre
     )
     result = sync_mirror(source, target, mode=mode)
     for canary in CANARIES:
-        assert canary not in result.model_dump_json()
+        assert canary not in result.to_json()
     return result
 
 

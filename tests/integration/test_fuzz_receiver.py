@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from gitmirror.local.aws import create_resources, local_environment
 from gitmirror.local.lambdas import http_event, invoke_http, load_function
-from gitmirror.models import Provider
 from gitmirror.settings import Settings
 from gitmirror.signatures import sign_gitea, sign_github, sign_standard_webhook
+from gitmirror.values import Provider
 from gitmirror.webhooks import PushEvent, WebhookPayloadError, parse_webhook
 from tests.conftest import SHARED
 

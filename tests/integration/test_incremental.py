@@ -10,9 +10,9 @@ import pytest
 from gitmirror.credentials import StaticCredentials
 from gitmirror.engine import sync_mirror
 from gitmirror.local.gitserver import GitHTTPServer
-from gitmirror.models import Action, MirrorOptions, RunStatus, SyncResult
 from gitmirror.transport import Remote
 from gitmirror.urls import parse_remote
+from gitmirror.values import Action, MirrorOptions, RunStatus, SyncResult
 from tests.conftest import SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER
 from tests.support import gitrepo as g
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmirror.models import UpdateStatus
+from gitmirror.values import UpdateStatus
 from tests.conftest import CANARIES, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.service import Functions, add_mirror, all_items, github_push, store

@@ -15,8 +15,8 @@ import pytest
 
 from gitmirror.local.lambdas import http_event, invoke_http, load_function
 from gitmirror.local.serve import serve_in_thread
-from gitmirror.models import UpdateStatus
 from gitmirror.signatures import sign_github
+from gitmirror.values import UpdateStatus
 from tests.conftest import AwsEnv
 from tests.support.service import (
     WEBHOOK_SECRET,

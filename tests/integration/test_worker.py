@@ -12,8 +12,9 @@ from botocore.exceptions import ClientError
 
 from gitmirror.jobs import enqueue, make_job
 from gitmirror.local.lambdas import LambdaContext, QueuePoller, load_function, sqs_event
-from gitmirror.models import SyncJob, Trigger, UpdateStatus, iso, utcnow
+from gitmirror.models import SyncJob
 from gitmirror.state import MirrorStore, new_run_id
+from gitmirror.values import Trigger, UpdateStatus, iso, utcnow
 from tests.conftest import CANARIES, TARGET_TOKEN, TARGET_USER, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.service import add_mirror, all_items, store

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from gitmirror.models import Action, MirrorOptions, RefUpdate
 from gitmirror.planner import (
     batch_ref_updates,
     compile_branch_matcher,
@@ -13,6 +12,7 @@ from gitmirror.planner import (
     is_mirrorable_ref,
     plan_ref_updates,
 )
+from gitmirror.values import Action, MirrorOptions, RefUpdate
 
 
 def sha(name: str) -> str:

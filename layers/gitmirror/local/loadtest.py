@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..logic.manage import create_mirror
-from ..models import MirrorSpec, Provider, parse_iso
+from ..models import MirrorSpec
 from ..signatures import sign_github
+from ..values import Provider, parse_iso
 from . import samples
 from .aws import put_secret
 from .lambdas import QueuePoller, load_function

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..logic.manage import create_mirror
-from ..models import Mirror, MirrorSpec, Provider
+from ..models import Mirror, MirrorSpec
 from ..settings import Settings
 from ..signatures import sign_github
 from ..state import MirrorStore
+from ..values import Provider
 from . import samples
 from .aws import create_resources, local_environment, moto_server, put_secret
 from .gitserver import GitHTTPServer

@@ -10,20 +10,10 @@ from dataclasses import dataclass
 
 from ..credentials import is_codecommit
 from ..errors import UsageError
-from ..models import (
-    AuthMethod,
-    Mirror,
-    MirrorSettings,
-    MirrorSpec,
-    Trigger,
-    UpdateStatus,
-    iso,
-    parse_iso,
-    source_keys,
-    utcnow,
-)
+from ..models import Mirror, MirrorSettings, MirrorSpec, source_keys
 from ..state import MAX_LEASE_SECONDS, MirrorNotFound, MirrorStore
 from ..urls import NetworkPolicy, has_userinfo, parse_remote
+from ..values import AuthMethod, Trigger, UpdateStatus, iso, parse_iso, utcnow
 
 
 def check_remote_url(value: str, policy: NetworkPolicy, what: str) -> str:

@@ -9,25 +9,14 @@ from dataclasses import dataclass
 from ..credentials import Anonymous, CodeCommitIAM, CredentialProvider
 from ..engine import sync_mirror
 from ..errors import UsageError
-from ..models import (
-    Action,
-    AuthMethod,
-    Mirror,
-    RunRecord,
-    RunStatus,
-    SyncJob,
-    SyncResult,
-    UpdateStatus,
-    iso,
-    parse_iso,
-    utcnow,
-)
+from ..models import Mirror, RunRecord, SyncJob
 from ..scrub import scrub
 from ..secrets import SecretCredentials
 from ..settings import Settings
 from ..state import MAX_LEASE_SECONDS, MirrorStore, new_run_id
 from ..transport import Remote
 from ..urls import parse_remote
+from ..values import Action, AuthMethod, RunStatus, SyncResult, UpdateStatus, iso, parse_iso, utcnow
 
 DIVERGED = "Some refs have diverged and have not been updated on the remote:"
 REJECTED = "Some refs were rejected by the remote:"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import STUCK_AFTER_SECONDS, Mirror, Provider, Trigger, UpdateStatus, parse_iso, utcnow
+from ..models import Mirror
 from ..signatures import (
     SignatureError,
     get_header,
@@ -20,6 +20,7 @@ from ..signatures import (
     verify_github_signature,
     verify_gitlab,
 )
+from ..values import STUCK_AFTER_SECONDS, Provider, Trigger, UpdateStatus, parse_iso, utcnow
 from ..webhooks import (
     IgnoredEvent,
     WebhookPayloadError,

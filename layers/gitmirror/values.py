@@ -1,0 +1,185 @@
+"""Plain value types (stdlib only): the engine's options and results, and the service's vocabulary.
+
+Plain dataclasses, not pydantic: `gitmirror sync` and the worker's engine path import nothing heavier
+than the git transport. The service records in `models` embed them (pydantic validates and serializes
+dataclass fields), so stored runs and API replies keep the same shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+ZERO_SHA = "0" * 40
+BRANCH_PREFIX = "refs/heads/"
+TAG_PREFIX = "refs/tags/"
+
+
+class Action(StrEnum):
+    """What happened (or will happen) to one ref on the target."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    FORCE_UPDATE = "force_update"
+    DELETE = "delete"
+    SKIP_DIVERGENT = "skip_divergent"
+    REJECTED = "rejected"
+
+
+class RunStatus(StrEnum):
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class MirrorOptions:
+    """The knobs of GitLab's push mirror that change per-ref decisions. Invalid values raise ValueError."""
+
+    keep_divergent_refs: bool = False
+    branch_filters: tuple[str, ...] = ()
+    branch_regex: str | None = None
+
+    def __post_init__(self) -> None:
+        filters = tuple(self.branch_filters)
+        object.__setattr__(self, "branch_filters", filters)
+        for pattern in filters:
+            if (
+                not isinstance(pattern, str)
+                or not pattern
+                or any(c in pattern for c in "\x00\n\r")
+                or len(pattern) > 255
+            ):
+                raise ValueError(f"invalid branch filter {pattern!r}")
+        value = self.branch_regex
+        if value is not None:
+            if len(value) > 1024:
+                raise ValueError("branch regex is longer than 1024 characters")
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid branch regex: {exc}") from None
+
+    @property
+    def filters_branches(self) -> bool:
+        return bool(self.branch_filters) or self.branch_regex is not None
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One ref's decision and, after the push, its outcome.
+
+    `old` is the target's id before the run (None when the ref did not exist there); `new` the id
+    pushed (None for a deletion; the source's id for a skipped or rejected ref).
+    """
+
+    ref: str
+    action: Action
+    old: str | None = None
+    new: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "action": self.action.value,
+            "old": self.old,
+            "new": self.new,
+            "error": self.error,
+        }
+
+
+@dataclass
+class SyncStats:
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    pushes: int = 0
+    duration_seconds: float = 0.0
+    transfer: str = "full"
+
+
+@dataclass
+class SyncResult:
+    """The result of one mirror run, in the shape `gitmirror sync --json` prints."""
+
+    status: RunStatus
+    divergent_refs: list[str] = field(default_factory=list)
+    refs: list[RefUpdate] = field(default_factory=list)
+    error: str | None = None
+    error_kind: str | None = None
+    retryable: bool = False
+    stats: SyncStats = field(default_factory=SyncStats)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for r in self.refs if r.action == action)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: enums as their values."""
+        return {
+            "status": self.status.value,
+            "divergent_refs": list(self.divergent_refs),
+            "refs": [r.to_dict() for r in self.refs],
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "retryable": self.retryable,
+            "stats": dataclasses.asdict(self.stats),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+# --- the service's vocabulary (field names follow GitLab's remote mirrors API) ------------------------
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(when: dt.datetime) -> str:
+    """Timestamps as stored and shown: UTC, microseconds, a trailing Z (they sort as text)."""
+    return when.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# GitLab treats a mirror stuck in `started` for over an hour as failed; so does the lease.
+STUCK_AFTER_SECONDS = 3600
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class UpdateStatus(StrEnum):
+    NONE = "none"
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class AuthMethod(StrEnum):
+    """How the worker authenticates to the target: a stored secret, or (CodeCommit) its own IAM role."""
+
+    PASSWORD = "password"
+    IAM = "iam"
+    NONE = "none"
+
+
+class Provider(StrEnum):
+    """The host that sends push webhooks for a source repository."""
+
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    GITEA = "gitea"
+
+
+class Trigger(StrEnum):
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
