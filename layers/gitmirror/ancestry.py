@@ -8,9 +8,59 @@ once per commit per run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import IO, Protocol
 
-from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Commit, ObjectID, Tag
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.objects import Commit, ObjectID, ShaFile, Tag
+from dulwich.pack import OFS_DELTA, REF_DELTA, PackData, apply_delta
+
+_COMMIT, _TAG = Commit.type_num, Tag.type_num
+
+
+class ObjectLookup(Protocol):
+    """What the graph reads: objects by hex id, KeyError when absent (an object store, or a dict)."""
+
+    def __getitem__(self, sha: ObjectID, /) -> ShaFile: ...
+
+
+def commits_in_pack(file: IO[bytes]) -> dict[ObjectID, ShaFile] | None:
+    """The commits and tags of a pack by id, read in one pass without resolving trees or blobs.
+
+    Indexing a pack resolves and hashes every object; ancestry needs only commits (and tags, to peel),
+    so deltas are applied only along chains that end in one. None when a delta's base cannot be placed
+    (a ref-delta onto a tree or blob, which this pass does not hash, or onto a later object): index the
+    pack instead.
+    """
+    found: dict[ObjectID, ShaFile] = {}
+    type_at: dict[int, int] = {}  # offset -> resolved type, for every object
+    content_at: dict[int, list[bytes]] = {}  # offset -> content, commits and tags only
+    offset_of: dict[bytes, int] = {}  # binary id -> offset, commits and tags only
+    with PackData("fetched.pack", DEFAULT_OBJECT_FORMAT, file=file) as data:
+        for entry in data.iter_unpacked():
+            offset = entry.offset
+            assert offset is not None
+            kind = entry.pack_type_num
+            if kind in (OFS_DELTA, REF_DELTA):
+                if kind == OFS_DELTA:
+                    assert isinstance(entry.delta_base, int)
+                    base: int | None = offset - entry.delta_base
+                else:
+                    assert isinstance(entry.delta_base, bytes)
+                    base = offset_of.get(entry.delta_base)
+                if base is None or base not in type_at:
+                    return None  # a base not read (yet): only a full index can place it
+                kind = type_at[base]
+                if kind in (_COMMIT, _TAG):
+                    chunks = apply_delta(content_at[base], entry.decomp_chunks)
+            else:
+                chunks = entry.decomp_chunks
+            type_at[offset] = kind
+            if kind in (_COMMIT, _TAG):
+                obj = ShaFile.from_raw_chunks(kind, chunks)
+                found[obj.id] = obj
+                content_at[offset] = chunks
+                offset_of[obj.sha().digest()] = offset
+    return found
 
 
 class CommitGraph:
@@ -21,7 +71,7 @@ class CommitGraph:
     None (unknown) instead of False, and generation numbers are not used for pruning.
     """
 
-    def __init__(self, store: BaseObjectStore, *, complete: bool = True) -> None:
+    def __init__(self, store: ObjectLookup, *, complete: bool = True) -> None:
         self._store = store
         self.complete = complete
         self._parents: dict[bytes, tuple[bytes, ...]] = {}

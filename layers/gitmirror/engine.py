@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from dulwich.repo import Repo
 
-from .ancestry import CommitGraph, LayeredOracle
+from .ancestry import CommitGraph, LayeredOracle, ObjectLookup, commits_in_pack
 from .errors import MirrorError, TimedOut
 from .planner import (
     DEFAULT_BATCH_SIZE,
@@ -27,6 +29,8 @@ from .planner import (
 from .scrub import scrub
 from .transport import FetchedPack, PushOutcome, Remote
 from .values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
+
+T = TypeVar("T")
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0
@@ -59,6 +63,9 @@ class _Run:
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
+        # the fetched pack goes to the target as it is: offset deltas only if its receive-pack said so
+        # (capabilities are unknown for local targets, which are sent a re-pack instead)
+        self.target_accepts_ofs_delta = True
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
@@ -133,8 +140,14 @@ def sync_mirror(
     failure: MirrorError | None = None
     transfer = "none"
     try:
-        src = source.list_refs()
-        dst = target.list_refs()
+        # Both sides' refs at once: the two advertisements are independent round trips.
+        target_listing = _Background(lambda: target.list_refs(for_push=True))
+        try:
+            src = source.list_refs()
+        finally:
+            target_listing.wait()  # a source failure is reported first, as when listing in turn
+        dst = target_listing.result()
+        run.target_accepts_ofs_delta = not dst.capabilities or b"ofs-delta" in dst.capabilities
         source_refs = scoped_refs(src.refs, options)
         target_refs = scoped_refs(dst.refs, options)
         default_branch = src.head if src.head in src.refs else None
@@ -164,6 +177,53 @@ def sync_mirror(
             duration_seconds=round(time.monotonic() - started, 3),
             transfer=transfer,
         ),
+    )
+
+
+class _Background(Generic[T]):
+    """`work` running in a thread (network waits overlap); `result()` joins and returns or re-raises."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._work = work
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # noqa: BLE001  (re-raised by result(), in the caller's thread)
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
+    """The delta's commits for the partial graph: scanned from the pack file, indexed if need be."""
+    if fetched.empty:
+        return {}
+    if not fetched.indexed:
+        found = commits_in_pack(fetched.file)
+        if found is not None:
+            return found
+    return fetched.index().object_store
+
+
+def _tips_to_place(source_refs: dict[str, str], target_refs: dict[str, str], options: MirrorOptions) -> bool:
+    """Whether the planner may ask about a target tip that is not also a source tip (updated or
+    target-only refs in scope); a target tip equal to a source tip is known to the source."""
+    source = scoped_refs(source_refs, options)
+    tips = set(source.values())
+    return any(
+        source.get(ref) != sha and sha not in tips for ref, sha in scoped_refs(target_refs, options).items()
     )
 
 
@@ -211,7 +271,19 @@ def _transfer(
                 mode = "full"
             else:
                 haves = _haves(target_refs, source_refs, default_branch)
-                fetched = run.source.fetch_pack_file(store, wants, haves)
+                # Which target tips the source has matters only for tips the delta cannot place; ask
+                # while the pack downloads, so the answer is there if the planner needs it.
+                unplaced = _tips_to_place(source_refs, target_refs, run.options)
+                negotiation = (
+                    _Background(lambda: run.source.known_objects(sorted(wants), haves)) if unplaced else None
+                )
+                try:
+                    fetched = run.source.fetch_pack_file(
+                        store, wants, haves, ofs_delta=run.target_accepts_ofs_delta
+                    )
+                finally:
+                    if negotiation is not None:
+                        negotiation.wait()
                 run.fetched = fetched
 
                 def load_graph() -> CommitGraph:
@@ -224,9 +296,12 @@ def _transfer(
                     return CommitGraph(graph.object_store)
 
                 oracle = LayeredOracle(
-                    lambda: CommitGraph(fetched.index().object_store, complete=False),
+                    lambda: CommitGraph(_delta_commits(fetched), complete=False),
                     load_graph,
-                    lambda: run.source.known_objects(sorted(wants), haves),
+                    # not asked in advance: ask now (one round), should the planner need it after all
+                    negotiation.result
+                    if negotiation is not None
+                    else lambda: run.source.known_objects(sorted(wants), haves),
                 )
                 mode = "incremental" if haves else "full"
             decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)

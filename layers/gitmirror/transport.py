@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +46,33 @@ _RAW_CHUNK = 1024 * 1024
 
 @dataclass
 class TransferStats:
+    """Bytes on the wire for one remote; requests may run in two threads at once (fetch, negotiation)."""
+
     bytes_received: int = 0
     bytes_sent: int = 0
     upload_pack_capabilities: set[bytes] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def sent(self, n: int) -> None:
+        with self._lock:
+            self.bytes_sent += n
+
+    def received(self, n: int) -> None:
+        with self._lock:
+            self.bytes_received += n
+
+
+@dataclass
+class _Discovery:
+    """What a remote's first upload-pack advertisement said, for the later requests of the same run.
+
+    A fetch or a negotiation needs the server's capabilities, not its refs (they were listed already),
+    so they skip the `info/refs` request and protocol v2's `ls-refs` that dulwich would repeat.
+    """
+
+    capabilities: set[bytes]
+    url: str
+    protocol_version: int
 
 
 class _OfferHaves:
@@ -78,6 +103,22 @@ class RefListing:
     refs: dict[str, str]
     head: str | None  # full ref name HEAD points to, when advertised
     symrefs: dict[str, str] = field(default_factory=dict)
+    capabilities: frozenset[bytes] = frozenset()  # receive-pack's, for a listing made `for_push`
+
+
+def _with_fetch_argument(body: bytes, argument: bytes) -> bytes:
+    """Add an argument to a protocol-v2 `command=fetch` request (after its delimiter packet)."""
+    if not body.startswith(pkt_line(b"command=fetch\n")):
+        return body
+    pos = 0
+    while pos + 4 <= len(body):
+        length = int(body[pos : pos + 4], 16)
+        if length == 1:  # the delimiter: arguments follow
+            return body[: pos + 4] + pkt_line(argument) + body[pos + 4 :]
+        if length < 4:  # flush or response-end: no arguments section
+            break
+        pos += length
+    return body
 
 
 class FetchedPack:
@@ -142,9 +183,15 @@ class PushOutcome:
 class _MirrorHttpClient(Urllib3HttpGitClient):
     """dulwich's urllib3 client with byte counting, no redirects and a smart-HTTP check."""
 
-    def __init__(self, base_url: str, stats: TransferStats, **kwargs: Any) -> None:
+    def __init__(self, base_url: str, stats: TransferStats, owner: Remote, **kwargs: Any) -> None:
         self._stats = stats
+        self._owner = owner
         self.raw_pack: FetchedPack | None = None
+        # set for operations that need the capabilities only: reuse the run's first advertisement
+        self.reuse_discovery = False
+        # protocol v2 fetches: ask for offset deltas (dulwich asks only under v0/v1). Smaller packs, and
+        # the delta's commits can be read without indexing; off when the target could not take them.
+        self.ofs_delta = True
         super().__init__(base_url, **kwargs)
 
     def common_with(self, path: bytes, wants: list[bytes], haves: list[bytes]) -> set[bytes] | None:
@@ -179,6 +226,8 @@ class _MirrorHttpClient(Urllib3HttpGitClient):
             resp.close()
 
     def _smart_request(self, service: str, url: str, data: bytes | Iterator[bytes] | None) -> Any:
+        if service == "git-upload-pack" and self.ofs_delta and isinstance(data, bytes):
+            data = _with_fetch_argument(data, b"ofs-delta\n")
         if service == "git-receive-pack" and self.raw_pack is not None and data is not None:
             if isinstance(data, bytes):
                 data = iter([data])
@@ -200,9 +249,16 @@ class _MirrorHttpClient(Urllib3HttpGitClient):
             yield chunk
 
     def _discover_references(self, service: bytes, base_url: str, *args: Any, **kwargs: Any) -> Any:
+        known = self._owner.discovery if service == b"git-upload-pack" else None
+        if known is not None and self.reuse_discovery:
+            self.protocol_version = known.protocol_version
+            self.dumb = False
+            return {}, set(known.capabilities), known.url, {}, {}
         result = super()._discover_references(service, base_url, *args, **kwargs)
         if service == b"git-upload-pack":
             self._stats.upload_pack_capabilities = set(result[1])
+            if known is None and not self.dumb:
+                self._owner.discovery = _Discovery(set(result[1]), result[2], self.protocol_version)
         return result
 
     def _http_request(
@@ -215,13 +271,13 @@ class _MirrorHttpClient(Urllib3HttpGitClient):
         stats = self._stats
         body: bytes | Iterator[bytes] | None = data
         if isinstance(data, bytes):
-            stats.bytes_sent += len(data)
+            stats.sent(len(data))
         elif data is not None:
             source = data
 
             def counting() -> Iterator[bytes]:
                 for chunk in source:
-                    stats.bytes_sent += len(chunk)
+                    stats.sent(len(chunk))
                     yield chunk
 
             body = counting()
@@ -250,7 +306,7 @@ class _MirrorHttpClient(Urllib3HttpGitClient):
 
         def counting_read(n: int) -> bytes:
             chunk = read(n)
-            stats.bytes_received += len(chunk)
+            stats.received(len(chunk))
             return chunk
 
         return resp, counting_read
@@ -274,6 +330,7 @@ class Remote:
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._policy = policy
         self._messages = bytearray()
+        self.discovery: _Discovery | None = None
 
     def __repr__(self) -> str:
         return f"Remote({self.url.url!r})"
@@ -302,6 +359,7 @@ class Remote:
         http = _MirrorHttpClient(
             self.url.url,
             self.stats,
+            self,
             pool_manager=pool,
             username=creds.username if creds else None,
             password=creds.password if creds else None,
@@ -331,21 +389,30 @@ class Remote:
 
     # --- operations --------------------------------------------------------------------------------
 
-    def list_refs(self) -> RefListing:
+    def list_refs(self, *, for_push: bool = False) -> RefListing:
+        """The remote's branches and tags (and HEAD). `for_push` reads receive-pack's advertisement, the
+        one request a push makes anyway, instead of upload-pack's (two requests under protocol v2)."""
         client, path = self._client()
         with _mapped_errors(self):
-            result = client.get_refs(path)
+            capabilities: set[bytes] = set()
+            if for_push and isinstance(client, _MirrorHttpClient):
+                raw, capabilities, _url, raw_symrefs, _peeled = client._discover_references(
+                    b"git-receive-pack", client._get_url(path)
+                )
+            else:
+                result = client.get_refs(path)
+                raw, raw_symrefs = result.refs, result.symrefs
         refs = {
             k.decode("utf-8", "surrogateescape"): v.decode("ascii")
-            for k, v in result.refs.items()
-            if v is not None
+            for k, v in raw.items()
+            if v is not None and v != ZERO_SHA.encode() and (k.startswith(b"refs/") or k == b"HEAD")
         }
         symrefs = {
             k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
-            for k, v in result.symrefs.items()
+            for k, v in raw_symrefs.items()
         }
         head = symrefs.get("HEAD")
-        return RefListing(refs=refs, head=head, symrefs=symrefs)
+        return RefListing(refs=refs, head=head, symrefs=symrefs, capabilities=frozenset(capabilities))
 
     def supports_filter(self) -> bool | None:
         """Whether the source advertised protocol v2 `fetch=... filter` (None before any listing)."""
@@ -365,6 +432,7 @@ class Remote:
         client, path = self._client()
         if not isinstance(client, _MirrorHttpClient):
             return None
+        client.reuse_discovery = True
         with _mapped_errors(self):
             common = client.common_with(
                 path, [w.encode("ascii") for w in wants[:1]], [c.encode("ascii") for c in candidates]
@@ -372,12 +440,19 @@ class Remote:
         return None if common is None else {c.decode("ascii") for c in common}
 
     def fetch_pack_file(
-        self, repo: Repo, wants: set[str], haves: list[str], *, filter_spec: bytes | None = None
+        self,
+        repo: Repo,
+        wants: set[str],
+        haves: list[str],
+        *,
+        filter_spec: bytes | None = None,
+        ofs_delta: bool = True,
     ) -> FetchedPack:
         """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
 
         The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
-        bounded whatever the repository's size.
+        bounded whatever the repository's size. `ofs_delta=False` when the pack is for a target that did
+        not advertise offset deltas.
         """
         fetched = FetchedPack(repo)
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
@@ -389,6 +464,11 @@ class Remote:
         try:
             if want_ids:
                 client, path = self._client()
+                if isinstance(client, _MirrorHttpClient):
+                    client.reuse_discovery = True
+                    client.ofs_delta = ofs_delta
+                if not ofs_delta:
+                    client._fetch_capabilities.discard(b"ofs-delta")  # protocol v0/v1
                 with _mapped_errors(self):
                     client.fetch_pack(
                         path,

@@ -365,3 +365,38 @@ def test_non_fast_forward_refused_by_target_is_reported(git_servers: GitServers)
     assert "non-fast-forward" in str(by_ref["refs/heads/feature"].error)
     assert by_ref[MAIN].action == Action.UPDATE
     assert g.rev_parse(git_servers.target_path, MAIN) == g.rev_parse(src, MAIN)
+
+
+class _MovedBeforePush(Remote):
+    """A target on which someone else moves a ref after the sync listed it and before it pushes."""
+
+    def __init__(self, servers: GitServers, ref: str, sha: str) -> None:
+        super().__init__(parse_remote(servers.target_url), StaticCredentials(TARGET_USER, TARGET_TOKEN))
+        self._move: tuple[Path, str, str] | None = (servers.target_path, ref, sha)
+
+    def push(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        if self._move is not None:
+            g.set_ref(*self._move)
+            self._move = None
+        return super().push(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_ref_moved_on_the_target_during_the_sync_is_not_overwritten(git_servers: GitServers) -> None:
+    """Like `git push --force-with-lease`: the planned old value is the lease."""
+    seed(git_servers)
+    run_sync(git_servers)
+    src, dst = git_servers.source_path, git_servers.target_path
+    new_main = g.commit(src, MAIN, {"upstream.txt": "upstream\n"})
+    new_feature = g.commit(src, "refs/heads/feature", {"f2.txt": "more\n"})
+    theirs = g.commit(
+        dst, None, {"theirs.txt": "pushed to the target meanwhile\n"}, parents=[g.rev_parse(dst, MAIN) or ""]
+    )
+    source = Remote(parse_remote(git_servers.source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN))
+    result = sync_mirror(source, _MovedBeforePush(git_servers, MAIN, theirs), mode=MODE["value"])
+    assert result.status == RunStatus.PARTIAL
+    by_ref = {r.ref: r for r in result.refs}
+    assert by_ref[MAIN].action == Action.REJECTED and "stale info" in (by_ref[MAIN].error or "")
+    assert by_ref["refs/heads/feature"].action == Action.UPDATE
+    assert g.rev_parse(dst, MAIN) == theirs  # the concurrent push survives
+    assert g.rev_parse(dst, "refs/heads/feature") == new_feature
+    assert new_main != theirs

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.pack import OFS_DELTA, REF_DELTA, PackData
 
 from gitmirror.credentials import StaticCredentials
 from gitmirror.engine import sync_mirror
@@ -177,6 +179,84 @@ def test_target_only_commits_are_settled_by_negotiation_not_by_a_graph_fetch(
         assert {r.ref: r.action for r in result.refs} == {"refs/heads/topic": expected}
         assert result.stats.transfer == "incremental"  # no commit-graph fetch was needed
         assert result.stats.bytes_received < 64 * 1024
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_request_budget_of_an_incremental_sync_and_of_a_noop(tmp_path: Path) -> None:
+    """Source: one advertisement, one ls-refs, one fetch (+ the negotiation round, sent alongside the
+    fetch). Target: receive-pack's advertisement to list, again to push, and the push."""
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src = source.repo_path("src.git")
+        big_history(src)
+        assert sync(source, target).status == RunStatus.SUCCESS
+        g.commit(src, MAIN, {"next.txt": "next\n"})
+        source.clear_requests()
+        target.clear_requests()
+        result = sync(source, target)
+        assert result.status == RunStatus.SUCCESS and result.stats.transfer == "incremental"
+        assert [r.method for r in source.requests].count("GET") == 1
+        assert 2 <= len(source.rpc_requests("git-upload-pack")) <= 3
+        assert [(r.method, r.service) for r in target.requests] == [
+            ("GET", "git-receive-pack"),
+            ("GET", "git-receive-pack"),
+            ("POST", "git-receive-pack"),
+        ]
+        source.clear_requests()
+        target.clear_requests()
+        noop = sync(source, target)
+        assert noop.status == RunStatus.SUCCESS and noop.refs == []
+        assert [(r.method, r.service) for r in source.requests] == [
+            ("GET", "git-upload-pack"),
+            ("POST", "git-upload-pack"),
+        ]
+        assert [(r.method, r.service) for r in target.requests] == [("GET", "git-receive-pack")]
+    finally:
+        source.stop()
+        target.stop()
+
+
+def _pack_kinds(path: Path) -> set[int]:
+    """The entry types of a pack file as stored (deltas by offset or by id included)."""
+    with PackData(str(path), DEFAULT_OBJECT_FORMAT) as data:
+        return {entry.pack_type_num for entry in data.iter_unpacked()}
+
+
+@pytest.mark.parametrize("target_takes_ofs_delta", [True, False])
+def test_passed_through_pack_uses_offset_deltas_only_when_the_target_advertises_them(
+    tmp_path: Path, target_takes_ofs_delta: bool
+) -> None:
+    source = GitHTTPServer(tmp_path / "s", SOURCE_USER, SOURCE_TOKEN).start()
+    config = {"receive.unpackLimit": "1"}  # keep received packs as they came
+    if not target_takes_ofs_delta:
+        config["repack.useDeltaBaseOffset"] = "false"  # receive-pack then does not advertise ofs-delta
+    target = GitHTTPServer(tmp_path / "t", TARGET_USER, TARGET_TOKEN, extra_config=config).start()
+    try:
+        src = source.create_bare("src.git")
+        dst = target.create_bare("dst.git")
+        boilerplate = "".join(f"line {i} of a file that changes a little every commit\n" for i in range(200))
+        g.commit(src, MAIN, {"big.txt": boilerplate})
+        assert sync(source, target).status == RunStatus.SUCCESS
+        before = set((dst / "objects" / "pack").glob("*.pack"))
+        for i in range(5):
+            g.commit(
+                src,
+                MAIN,
+                {"big.txt": boilerplate + f"revision {i}\n"},
+                message=f"revision {i}\n" + boilerplate,
+            )
+        result = sync(source, target)
+        assert result.status == RunStatus.SUCCESS
+        assert {r.ref: r.action for r in result.refs} == {MAIN: Action.UPDATE}
+        assert g.refs(dst) == g.refs(src)
+        g.git(dst, "fsck", "--full")
+        new_packs = set((dst / "objects" / "pack").glob("*.pack")) - before
+        assert len(new_packs) == 1
+        kinds = _pack_kinds(new_packs.pop())
+        assert (OFS_DELTA in kinds) is target_takes_ofs_delta
+        assert (REF_DELTA in kinds) is not target_takes_ofs_delta
     finally:
         source.stop()
         target.stop()

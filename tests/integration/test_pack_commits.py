@@ -1,0 +1,133 @@
+"""Reading a delta's commits straight from a pack file (no index), checked against git's own packs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.objects import Commit, Tag
+from dulwich.pack import OFS_DELTA, REF_DELTA, PackData
+
+from gitmirror.ancestry import CommitGraph, commits_in_pack
+from gitmirror.transport import _with_fetch_argument
+from tests.support import gitrepo as g
+
+MAIN = "refs/heads/main"
+
+
+def history(repo: Path) -> str:
+    """Commits with long, nearly identical messages (git stores many as deltas of each other), a merge
+    and an annotated tag; returns the first commit."""
+    g.init_bare(repo)
+    boilerplate = "".join(f"line {i}: the same long commit message body\n" for i in range(60))
+    first = g.commit(repo, MAIN, {"a.txt": "0\n"}, message="first\n\n" + boilerplate)
+    for i in range(1, 30):
+        big = boilerplate * 4 + f"revision {i}\n"  # a blob that changes a little: stored as deltas too
+        g.commit(
+            repo, MAIN, {"a.txt": f"{i}\n" * 50, "big.txt": big}, message=f"change {i}\n\n" + boilerplate
+        )
+    side = g.commit(
+        repo, "refs/heads/side", {"s.txt": "side\n"}, parents=[first], message="side\n" + boilerplate
+    )
+    g.commit(
+        repo, MAIN, {"m.txt": "merge\n"}, parents=[g.rev_parse(repo, MAIN) or "", side], message="merge\n"
+    )
+    g.tag(repo, "v1", MAIN, annotated=True, message="release\n" + boilerplate)
+    return first
+
+
+def pack(repo: Path, out: Path, *, ofs: bool, exclude: str | None = None) -> Path:
+    revs = "refs/heads/main\nrefs/heads/side\nrefs/tags/v1\n" + (f"^{exclude}\n" if exclude else "")
+    args = ["pack-objects", "--stdout", "--revs", "--window=50", "--depth=50", "--no-reuse-delta"]
+    if ofs:
+        args.append("--delta-base-offset")
+    out.write_bytes(g.git_bytes(repo, *args, input=revs))
+    return out
+
+
+def kinds(path: Path) -> set[int]:
+    with PackData(str(path), DEFAULT_OBJECT_FORMAT) as data:
+        return {entry.pack_type_num for entry in data.iter_unpacked()}
+
+
+def expected_objects(repo: Path, exclude: str | None) -> dict[str, str]:
+    """id -> type of every commit and tag git would put in that pack."""
+    spec = ["--branches", "--tags"] + ([f"^{exclude}"] if exclude else [])
+    listed = g.git(repo, "rev-list", "--objects", *spec).splitlines()
+    ids = [line.split()[0] for line in listed]
+    types = g.git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", input="\n".join(ids) + "\n")
+    return {
+        oid: kind for oid, kind in (line.split() for line in types.splitlines()) if kind in ("commit", "tag")
+    }
+
+
+@pytest.mark.parametrize("exclude_first", [False, True])
+def test_commits_of_an_offset_delta_pack_match_git(tmp_path: Path, exclude_first: bool) -> None:
+    repo = tmp_path / "r.git"
+    first = history(repo)
+    exclude = first if exclude_first else None
+    path = pack(repo, tmp_path / "p.pack", ofs=True, exclude=exclude)
+    assert OFS_DELTA in kinds(path)
+    with open(path, "rb") as file:
+        found = commits_in_pack(file)
+    assert found is not None
+    expected = expected_objects(repo, exclude)
+    assert {
+        oid.decode(): ("tag" if isinstance(obj, Tag) else "commit") for oid, obj in found.items()
+    } == expected
+    for oid, obj in found.items():
+        if isinstance(obj, Commit):
+            parents = g.git(repo, "rev-parse", f"{oid.decode()}^@").split()
+            assert [p.decode() for p in obj.parents] == parents
+    # the graph over these commits answers like git, and says "unknown" past the delta's edge
+    graph = CommitGraph(found, complete=False)
+    tip = g.rev_parse(repo, MAIN) or ""
+    side = g.rev_parse(repo, "refs/heads/side") or ""
+    assert graph.is_ancestor(side, tip) is True
+    assert graph.is_ancestor(tip, side) is (None if exclude_first else False)
+
+
+def test_commits_are_found_inside_delta_chains(tmp_path: Path) -> None:
+    """Some commits of this history are stored as deltas; each is rebuilt and hashed to its real id."""
+    repo = tmp_path / "r.git"
+    history(repo)
+    path = pack(repo, tmp_path / "p.pack", ofs=True)
+    g.git_bytes(repo, "index-pack", str(path))
+    detail = g.git(repo, "verify-pack", "-v", str(path.with_suffix(".idx")))
+    deltified_commits = [
+        line.split()[0] for line in detail.splitlines() if " commit " in line and len(line.split()) > 5
+    ]
+    assert deltified_commits, "the fixture should make git store some commits as deltas"
+    with open(path, "rb") as file:
+        found = commits_in_pack(file)
+    assert found is not None
+    assert {c.encode() for c in deltified_commits} <= set(found)
+
+
+def test_ref_delta_pack_onto_non_commits_asks_for_an_index(tmp_path: Path) -> None:
+    repo = tmp_path / "r.git"
+    history(repo)
+    path = pack(repo, tmp_path / "p.pack", ofs=False)
+    assert REF_DELTA in kinds(path) and OFS_DELTA not in kinds(path)
+    with open(path, "rb") as file:
+        found = commits_in_pack(file)
+    # blobs stored as ref-deltas of blobs: their types are unknown without hashing every object
+    assert found is None
+
+
+def test_fetch_argument_goes_after_the_delimiter() -> None:
+    from dulwich.protocol import pkt_line
+
+    body = pkt_line(b"command=fetch\n") + pkt_line(b"agent=x\n") + b"0001" + pkt_line(b"want abc\n") + b"0000"
+    out = _with_fetch_argument(body, b"ofs-delta\n")
+    assert out == (
+        pkt_line(b"command=fetch\n")
+        + pkt_line(b"agent=x\n")
+        + b"0001"
+        + pkt_line(b"ofs-delta\n")
+        + pkt_line(b"want abc\n")
+        + b"0000"
+    )
+    ls_refs = pkt_line(b"command=ls-refs\n") + b"0001" + b"0000"
+    assert _with_fetch_argument(ls_refs, b"ofs-delta\n") == ls_refs
