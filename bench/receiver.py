@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/receiver.py                      # 1,000 pushes, 200 duplicates, 5 cold runs
     .venv/bin/python bench/receiver.py --pushes 200 --duplicates 50 --cold-runs 3
-    .venv/bin/python bench/receiver.py --moto process       # moto in its own process instead of a thread
+    .venv/bin/python bench/receiver.py --moto thread        # moto in a thread of this process instead
 
 Warm: a moto server on loopback, the tables/queue/secrets created as template.yaml does, one GitHub
 mirror registered for the repository of ``../shared/webhooks/github/push.json``, and one handler module
@@ -599,7 +599,7 @@ def run(
     duplicates: int = 200,
     cold_runs: int = 5,
     importtime_runs: int = 3,
-    moto: str = "thread",
+    moto: str = "process",
     warm: bool = True,
     cold: bool = True,
     profile: str | None = None,
@@ -657,7 +657,11 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("--importtime-runs", type=int, default=3, help="-X importtime runs (default 3)")
     ap.add_argument(
-        "--moto", choices=("thread", "process"), default="thread", help="where moto runs (default thread)"
+        "--moto",
+        choices=("thread", "process"),
+        default="process",
+        help="where moto runs (default: its own process, as AWS is not inside the function's process; "
+        "a thread shares this process's GIL with the handler and slows both)",
     )
     ap.add_argument("--no-warm", action="store_true", help="skip the warm latency run")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold import runs")
