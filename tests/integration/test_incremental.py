@@ -260,3 +260,39 @@ def test_passed_through_pack_uses_offset_deltas_only_when_the_target_advertises_
     finally:
         source.stop()
         target.stop()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_source_without_protocol_v2(tmp_path: Path, keep: bool) -> None:
+    """A source that answers in protocol v0 only: no ls-refs, no negotiation round, no filters. The
+    delta still moves alone; what it cannot place is settled by a full fetch for the commit graph."""
+    source = GitHTTPServer(tmp_path / "s", SOURCE_USER, SOURCE_TOKEN, protocol_v2=False).start()
+    target = GitHTTPServer(tmp_path / "t", TARGET_USER, TARGET_TOKEN).start()
+    try:
+        src, dst = source.create_bare("src.git"), target.create_bare("dst.git")
+        big_history(src)
+        g.commit(src, "refs/heads/topic", {"t.txt": "topic\n"})
+        g.set_ref(src, "refs/heads/merged", g.git(src, "rev-parse", "refs/heads/main~1"))
+        assert sync(source, target).status == RunStatus.SUCCESS
+        assert g.refs(dst) == g.refs(src)
+        assert not [r for r in source.requests if r.method == "POST" and r.request_bytes < 200]  # no ls-refs
+        # next: a fast-forward, a branch rewritten on the target, a merged branch gone from the source
+        g.commit(src, MAIN, {"next.txt": "next\n"})
+        g.commit(dst, "refs/heads/topic", {"only-on-target.txt": "x\n"})
+        g.delete_ref(src, "refs/heads/merged")
+        result = sync(source, target, options=MirrorOptions(keep_divergent_refs=keep))
+        expected = {MAIN: Action.UPDATE}
+        expected["refs/heads/topic"] = Action.SKIP_DIVERGENT if keep else Action.FORCE_UPDATE
+        if not keep:
+            expected["refs/heads/merged"] = Action.DELETE  # merged into main: safe to delete
+        assert {r.ref: r.action for r in result.refs} == expected
+        # The delta came alone and places the topic question itself (the topic is a one-commit root
+        # branch, all in the delta). Whether `merged` is merged is beyond the delta; without v2 there
+        # is neither a negotiation round nor a filter: a full fetch for the graph, as reported.
+        assert result.stats.transfer == ("incremental" if keep else "incremental+graph")
+        if not keep:
+            assert g.refs(dst) == g.refs(src)
+        g.git(dst, "fsck", "--connectivity-only")
+    finally:
+        source.stop()
+        target.stop()

@@ -331,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
             env["CONTENT_LENGTH"] = length
         if rec.user:
             env["REMOTE_USER"] = rec.user
-        if protocol := self.headers.get("Git-Protocol"):
+        if owner.protocol_v2 and (protocol := self.headers.get("Git-Protocol")):
             env["GIT_PROTOCOL"] = protocol
         if encoding := self.headers.get("Content-Encoding"):
             env["HTTP_CONTENT_ENCODING"] = encoding
@@ -473,8 +473,13 @@ class GitHTTPServer:
         username: str | None = None,
         password: str | None = None,
         extra_config: dict[str, str] | None = None,
+        *,
+        protocol_v2: bool = True,
     ) -> None:
         self.root = Path(root).resolve()
+        # False: the Git-Protocol header is not passed on, so git answers in protocol v0 as a server
+        # without v2 support would (older hosts)
+        self.protocol_v2 = protocol_v2
         self.root.mkdir(parents=True, exist_ok=True)
         self.username = username
         self.password = password
