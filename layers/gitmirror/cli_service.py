@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import MirrorError, UsageError
 from .scrub import scrub
-from .values import _ID, Action, Provider, RunStatus, utcnow
+from .values import MIRROR_ID, Action, Provider, RunStatus, utcnow
 
 if TYPE_CHECKING:
     from .models import Mirror, RunRecord
@@ -132,7 +132,7 @@ def _guarded(func: Command) -> Command:
 
 
 def _mirror_id(value: str) -> str:
-    if not _ID.match(value):
+    if not MIRROR_ID.match(value):
         raise argparse.ArgumentTypeError(
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )

@@ -8,7 +8,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .values import (
-    _ID,
+    MIRROR_ID,
     STUCK_AFTER_SECONDS,
     AuthMethod,
     MirrorOptions,
@@ -29,7 +29,7 @@ _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
 
 def _check_id(value: str) -> str:
-    if not _ID.match(value):
+    if not MIRROR_ID.match(value):
         raise ValueError(
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )

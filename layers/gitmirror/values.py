@@ -152,7 +152,8 @@ def parse_iso(value: str) -> dt.datetime:
 
 # GitLab treats a mirror stuck in `started` for over an hour as failed; so does the lease.
 STUCK_AFTER_SECONDS = 3600
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# a mirror id: lower-case letters, digits, "-" and "_", as in DynamoDB keys and URLs
+MIRROR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class UpdateStatus(StrEnum):
