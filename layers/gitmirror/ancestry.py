@@ -1,4 +1,4 @@
-"""Ancestry answers for the planner, from the commits fetched into the run's object store.
+"""Ancestry answers for the planner: from the delta's commits (read from its pack), else a commit graph.
 
 Generation numbers (1 + the longest parent chain) let a reachability walk stop as soon as it is below
 the commit looked for, so each question costs a fraction of the history, and the numbers are computed
@@ -29,37 +29,51 @@ def commits_in_pack(file: IO[bytes]) -> dict[ObjectID, ShaFile] | None:
     Indexing a pack resolves and hashes every object; ancestry needs only commits (and tags, to peel),
     so deltas are applied only along chains that end in one. None when a delta's base cannot be placed
     (a ref-delta onto a tree or blob, which this pass does not hash, or onto a later object): index the
-    pack instead.
+    pack instead. ValueError when the pack is damaged.
     """
+    data = PackData("fetched.pack", DEFAULT_OBJECT_FORMAT, file=file)
+    damage: str | None = None
+    try:
+        found = _scan_commits(data)
+    except Exception as exc:  # noqa: BLE001  (whatever a damaged pack makes the reader raise)
+        damage = f"{type(exc).__name__}: {exc}"
+        found = None
+    # closed only now: the failure's traceback, which holds views into the mapping, is gone
+    data.close()
+    if damage is not None:
+        raise ValueError(f"damaged pack ({damage})")
+    return found
+
+
+def _scan_commits(data: PackData) -> dict[ObjectID, ShaFile] | None:
     found: dict[ObjectID, ShaFile] = {}
     type_at: dict[int, int] = {}  # offset -> resolved type, for every object
     content_at: dict[int, list[bytes]] = {}  # offset -> content, commits and tags only
     offset_of: dict[bytes, int] = {}  # binary id -> offset, commits and tags only
-    with PackData("fetched.pack", DEFAULT_OBJECT_FORMAT, file=file) as data:
-        for entry in data.iter_unpacked():
-            offset = entry.offset
-            assert offset is not None
-            kind = entry.pack_type_num
-            if kind in (OFS_DELTA, REF_DELTA):
-                if kind == OFS_DELTA:
-                    assert isinstance(entry.delta_base, int)
-                    base: int | None = offset - entry.delta_base
-                else:
-                    assert isinstance(entry.delta_base, bytes)
-                    base = offset_of.get(entry.delta_base)
-                if base is None or base not in type_at:
-                    return None  # a base not read (yet): only a full index can place it
-                kind = type_at[base]
-                if kind in (_COMMIT, _TAG):
-                    chunks = apply_delta(content_at[base], entry.decomp_chunks)
+    for entry in data.iter_unpacked():
+        offset = entry.offset
+        assert offset is not None
+        kind = entry.pack_type_num
+        if kind in (OFS_DELTA, REF_DELTA):
+            if kind == OFS_DELTA:
+                assert isinstance(entry.delta_base, int)
+                base: int | None = offset - entry.delta_base
             else:
-                chunks = entry.decomp_chunks
-            type_at[offset] = kind
+                assert isinstance(entry.delta_base, bytes)
+                base = offset_of.get(entry.delta_base)
+            if base is None or base not in type_at:
+                return None  # a base not read (yet): only a full index can place it
+            kind = type_at[base]
             if kind in (_COMMIT, _TAG):
-                obj = ShaFile.from_raw_chunks(kind, chunks)
-                found[obj.id] = obj
-                content_at[offset] = chunks
-                offset_of[obj.sha().digest()] = offset
+                chunks = apply_delta(content_at[base], entry.decomp_chunks)
+        else:
+            chunks = entry.decomp_chunks
+        type_at[offset] = kind
+        if kind in (_COMMIT, _TAG):
+            obj = ShaFile.from_raw_chunks(kind, chunks)
+            found[obj.id] = obj
+            content_at[offset] = chunks
+            offset_of[obj.sha().digest()] = offset
     return found
 
 

@@ -11,13 +11,15 @@ import re
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch
 from dulwich.repo import Repo
 
 from .ancestry import CommitGraph, LayeredOracle, ObjectLookup, commits_in_pack
-from .errors import MirrorError, TimedOut
+from .errors import MirrorError, ProtocolFailure, TimedOut
 from .planner import (
     DEFAULT_BATCH_SIZE,
     AncestryOracle,
@@ -210,11 +212,14 @@ def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
     """The delta's commits for the partial graph: scanned from the pack file, indexed if need be."""
     if fetched.empty:
         return {}
-    if not fetched.indexed:
-        found = commits_in_pack(fetched.file)
-        if found is not None:
-            return found
-    return fetched.index().object_store
+    try:
+        if not fetched.indexed:
+            found = commits_in_pack(fetched.file)
+            if found is not None:
+                return found
+        return fetched.index().object_store
+    except (OSError, ValueError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
 
 
 def _tips_to_place(source_refs: dict[str, str], target_refs: dict[str, str], options: MirrorOptions) -> bool:

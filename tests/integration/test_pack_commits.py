@@ -131,3 +131,26 @@ def test_fetch_argument_goes_after_the_delimiter() -> None:
     )
     ls_refs = pkt_line(b"command=ls-refs\n") + b"0001" + b"0000"
     assert _with_fetch_argument(ls_refs, b"ofs-delta\n") == ls_refs
+
+
+def test_a_damaged_pack_is_a_protocol_failure_not_a_crash(tmp_path: Path) -> None:
+    from dulwich.repo import Repo
+
+    from gitmirror.engine import _delta_commits
+    from gitmirror.errors import ProtocolFailure
+    from gitmirror.transport import FetchedPack
+
+    repo = tmp_path / "r.git"
+    history(repo)
+    good = pack(repo, tmp_path / "p.pack", ofs=True).read_bytes()
+    damaged = good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:]
+    store = Repo.init_bare(str(tmp_path / "scratch.git"), mkdir=True)
+    fetched = FetchedPack(store)
+    try:
+        fetched.file.write(damaged)
+        fetched.finish()
+        with pytest.raises(ProtocolFailure, match="cannot be read"):
+            _delta_commits(fetched)
+    finally:
+        fetched.discard()
+        store.close()
