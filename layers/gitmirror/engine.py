@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from concurrent import futures
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch
 from dulwich.repo import Repo
@@ -31,8 +30,6 @@ from .planner import (
 from .scrub import scrub
 from .transport import FetchedPack, PushOutcome, Remote
 from .values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
-
-T = TypeVar("T")
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0
@@ -53,8 +50,10 @@ class _Run:
         batch_size: int,
         remaining_seconds: Callable[[], float] | None,
         mode: str,
+        background: futures.Executor,
     ) -> None:
         self.mode = mode
+        self.background = background  # network waits that overlap (a listing, the negotiation round)
         self.fetched: FetchedPack | None = None
         self.source = source
         self.target = target
@@ -136,28 +135,31 @@ def sync_mirror(
     started = time.monotonic()
     if mode not in ("incremental", "full"):
         raise ValueError(f"unknown transfer mode {mode!r}")
-    run = _Run(source, target, options, batch_size, remaining_seconds, mode)
-    skipped: list[RefUpdate] = []
-    error: str | None = None
-    failure: MirrorError | None = None
-    transfer = "none"
-    try:
-        # Both sides' refs at once: the two advertisements are independent round trips.
-        target_listing = _Background(lambda: target.list_refs(for_push=True))
+    # one thread for the network waits that overlap (the target's listing, the negotiation round);
+    # joined when the run ends
+    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background:
+        run = _Run(source, target, options, batch_size, remaining_seconds, mode, background)
+        skipped: list[RefUpdate] = []
+        error: str | None = None
+        failure: MirrorError | None = None
+        transfer = "none"
         try:
-            src = source.list_refs()
-        finally:
-            target_listing.wait()  # a source failure is reported first, as when listing in turn
-        dst = target_listing.result()
-        run.target_accepts_ofs_delta = not dst.capabilities or b"ofs-delta" in dst.capabilities
-        source_refs = scoped_refs(src.refs, options)
-        target_refs = scoped_refs(dst.refs, options)
-        default_branch = src.head if src.head in src.refs else None
-        if source_refs != target_refs:  # equal in scope: nothing to create, update or delete
-            transfer = _transfer(run, src.refs, dst.refs, default_branch, workdir_parent, skipped)
-    except MirrorError as exc:
-        error = exc.message
-        failure = exc
+            # Both sides' refs at once: the two advertisements are independent round trips.
+            target_listing = run.background.submit(target.list_refs, for_push=True)
+            try:
+                src = source.list_refs()
+            finally:
+                futures.wait([target_listing])  # a source failure is reported first, as when listing in turn
+            dst = target_listing.result()
+            run.target_accepts_ofs_delta = not dst.capabilities or b"ofs-delta" in dst.capabilities
+            source_refs = scoped_refs(src.refs, options)
+            target_refs = scoped_refs(dst.refs, options)
+            default_branch = src.head if src.head in src.refs else None
+            if source_refs != target_refs:  # equal in scope: nothing to create, update or delete
+                transfer = _transfer(run, src.refs, dst.refs, default_branch, workdir_parent, skipped)
+        except MirrorError as exc:
+            error = exc.message
+            failure = exc
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
         status = RunStatus.FAILED
@@ -182,32 +184,6 @@ def sync_mirror(
     )
 
 
-class _Background(Generic[T]):
-    """`work` running in a thread (network waits overlap); `result()` joins and returns or re-raises."""
-
-    def __init__(self, work: Callable[[], T]) -> None:
-        self._work = work
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._work()
-        except BaseException as exc:  # noqa: BLE001  (re-raised by result(), in the caller's thread)
-            self._error = exc
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def result(self) -> T:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
-
-
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
     """The delta's commits for the partial graph: scanned from the pack file, indexed if need be."""
     if fetched.empty:
@@ -222,14 +198,11 @@ def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
 
 
-def _tips_to_place(source_refs: dict[str, str], target_refs: dict[str, str], options: MirrorOptions) -> bool:
+def _tips_to_place(source: dict[str, str], target: dict[str, str]) -> bool:
     """Whether the planner may ask about a target tip that is not also a source tip (updated or
-    target-only refs in scope); a target tip equal to a source tip is known to the source."""
-    source = scoped_refs(source_refs, options)
+    target-only refs; both maps in scope); a target tip equal to a source tip is known to the source."""
     tips = set(source.values())
-    return any(
-        source.get(ref) != sha and sha not in tips for ref, sha in scoped_refs(target_refs, options).items()
-    )
+    return any(source.get(ref) != sha and sha not in tips for ref, sha in target.items())
 
 
 def _haves(target_refs: dict[str, str], source_refs: dict[str, str], default_branch: str | None) -> list[str]:
@@ -261,7 +234,8 @@ def _transfer(
     supports partial clone, else a full one).
     full: fetch everything, push what the target's advertisement says it lacks.
     """
-    wants = set(scoped_refs(source_refs, run.options).values())
+    in_scope = scoped_refs(source_refs, run.options)
+    wants = set(in_scope.values())
     if default_branch is not None:
         wants.add(source_refs[default_branch])
     with tempfile.TemporaryDirectory(prefix="gitmirror-", dir=workdir_parent) as workdir:
@@ -276,11 +250,16 @@ def _transfer(
                 mode = "full"
             else:
                 haves = _haves(target_refs, source_refs, default_branch)
+
+                def ask_source() -> set[str] | None:
+                    return run.source.known_objects(sorted(wants), haves)
+
                 # Which target tips the source has matters only for tips the delta cannot place; ask
                 # while the pack downloads, so the answer is there if the planner needs it.
-                unplaced = _tips_to_place(source_refs, target_refs, run.options)
                 negotiation = (
-                    _Background(lambda: run.source.known_objects(sorted(wants), haves)) if unplaced else None
+                    run.background.submit(ask_source)
+                    if _tips_to_place(in_scope, scoped_refs(target_refs, run.options))
+                    else None
                 )
                 try:
                     fetched = run.source.fetch_pack_file(
@@ -288,7 +267,7 @@ def _transfer(
                     )
                 finally:
                     if negotiation is not None:
-                        negotiation.wait()
+                        futures.wait([negotiation])
                 run.fetched = fetched
 
                 def load_graph() -> CommitGraph:
@@ -304,9 +283,7 @@ def _transfer(
                     lambda: CommitGraph(_delta_commits(fetched), complete=False),
                     load_graph,
                     # not asked in advance: ask now (one round), should the planner need it after all
-                    negotiation.result
-                    if negotiation is not None
-                    else lambda: run.source.known_objects(sorted(wants), haves),
+                    negotiation.result if negotiation is not None else ask_source,
                 )
                 mode = "incremental" if haves else "full"
             decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)

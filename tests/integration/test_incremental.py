@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.pack import OFS_DELTA, REF_DELTA, PackData
+from dulwich.pack import OFS_DELTA, REF_DELTA
 
 from gitmirror.credentials import StaticCredentials
 from gitmirror.engine import sync_mirror
@@ -17,6 +16,7 @@ from gitmirror.urls import parse_remote
 from gitmirror.values import Action, MirrorOptions, RunStatus, SyncResult
 from tests.conftest import SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER
 from tests.support import gitrepo as g
+from tests.support.packs import entry_kinds
 
 MAIN = "refs/heads/main"
 BIG = 3 * 1024 * 1024
@@ -218,12 +218,6 @@ def test_request_budget_of_an_incremental_sync_and_of_a_noop(tmp_path: Path) -> 
         target.stop()
 
 
-def _pack_kinds(path: Path) -> set[int]:
-    """The entry types of a pack file as stored (deltas by offset or by id included)."""
-    with PackData(str(path), DEFAULT_OBJECT_FORMAT) as data:
-        return {entry.pack_type_num for entry in data.iter_unpacked()}
-
-
 @pytest.mark.parametrize("target_takes_ofs_delta", [True, False])
 def test_passed_through_pack_uses_offset_deltas_only_when_the_target_advertises_them(
     tmp_path: Path, target_takes_ofs_delta: bool
@@ -254,7 +248,7 @@ def test_passed_through_pack_uses_offset_deltas_only_when_the_target_advertises_
         g.git(dst, "fsck", "--full")
         new_packs = set((dst / "objects" / "pack").glob("*.pack")) - before
         assert len(new_packs) == 1
-        kinds = _pack_kinds(new_packs.pop())
+        kinds = entry_kinds(new_packs.pop())
         assert (OFS_DELTA in kinds) is target_takes_ofs_delta
         assert (REF_DELTA in kinds) is not target_takes_ofs_delta
     finally:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.objects import Commit, Tag
-from dulwich.pack import OFS_DELTA, REF_DELTA, PackData
+from dulwich.pack import OFS_DELTA, REF_DELTA
+from dulwich.protocol import pkt_line
+from dulwich.repo import Repo
 
 from gitmirror.ancestry import CommitGraph, commits_in_pack
-from gitmirror.transport import _with_fetch_argument
+from gitmirror.engine import _delta_commits
+from gitmirror.errors import ProtocolFailure
+from gitmirror.transport import FetchedPack, _with_fetch_argument
 from tests.support import gitrepo as g
+from tests.support.packs import entry_kinds
 
 MAIN = "refs/heads/main"
 
@@ -46,11 +50,6 @@ def pack(repo: Path, out: Path, *, ofs: bool, exclude: str | None = None) -> Pat
     return out
 
 
-def kinds(path: Path) -> set[int]:
-    with PackData(str(path), DEFAULT_OBJECT_FORMAT) as data:
-        return {entry.pack_type_num for entry in data.iter_unpacked()}
-
-
 def expected_objects(repo: Path, exclude: str | None) -> dict[str, str]:
     """id -> type of every commit and tag git would put in that pack."""
     spec = ["--branches", "--tags"] + ([f"^{exclude}"] if exclude else [])
@@ -68,7 +67,7 @@ def test_commits_of_an_offset_delta_pack_match_git(tmp_path: Path, exclude_first
     first = history(repo)
     exclude = first if exclude_first else None
     path = pack(repo, tmp_path / "p.pack", ofs=True, exclude=exclude)
-    assert OFS_DELTA in kinds(path)
+    assert OFS_DELTA in entry_kinds(path)
     with open(path, "rb") as file:
         found = commits_in_pack(file)
     assert found is not None
@@ -109,7 +108,7 @@ def test_ref_delta_pack_onto_non_commits_asks_for_an_index(tmp_path: Path) -> No
     repo = tmp_path / "r.git"
     history(repo)
     path = pack(repo, tmp_path / "p.pack", ofs=False)
-    assert REF_DELTA in kinds(path) and OFS_DELTA not in kinds(path)
+    assert REF_DELTA in entry_kinds(path) and OFS_DELTA not in entry_kinds(path)
     with open(path, "rb") as file:
         found = commits_in_pack(file)
     # blobs stored as ref-deltas of blobs: their types are unknown without hashing every object
@@ -117,8 +116,6 @@ def test_ref_delta_pack_onto_non_commits_asks_for_an_index(tmp_path: Path) -> No
 
 
 def test_fetch_argument_goes_after_the_delimiter() -> None:
-    from dulwich.protocol import pkt_line
-
     body = pkt_line(b"command=fetch\n") + pkt_line(b"agent=x\n") + b"0001" + pkt_line(b"want abc\n") + b"0000"
     out = _with_fetch_argument(body, b"ofs-delta\n")
     assert out == (
@@ -134,12 +131,6 @@ def test_fetch_argument_goes_after_the_delimiter() -> None:
 
 
 def test_a_damaged_pack_is_a_protocol_failure_not_a_crash(tmp_path: Path) -> None:
-    from dulwich.repo import Repo
-
-    from gitmirror.engine import _delta_commits
-    from gitmirror.errors import ProtocolFailure
-    from gitmirror.transport import FetchedPack
-
     repo = tmp_path / "r.git"
     history(repo)
     good = pack(repo, tmp_path / "p.pack", ofs=True).read_bytes()
