@@ -37,7 +37,7 @@ fuzz: setup
 	GITMIRROR_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_fuzz_receiver.py
 
 load: setup
-	$(PY) -m gitmirror.local.loadtest
+	$(PY) -m gitmirror_dev.loadtest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

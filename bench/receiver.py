@@ -6,7 +6,7 @@
 
 Warm: a moto server on loopback, the tables/queue/secrets created as template.yaml does, one GitHub
 mirror registered for the repository of ``../shared/webhooks/github/push.json``, and one handler module
-loaded with ``gitmirror.local.lambdas.load_function("webhook")`` (one warm execution environment). Each
+loaded with ``gitmirror_dev.lambdas.load_function("webhook")`` (one warm execution environment). Each
 invocation gets the real push payload, signed, with a fresh ``X-GitHub-Delivery`` (expect 202); then
 redeliveries of already accepted ids (expect 200 duplicate). Per invocation: ``perf_counter`` wall
 time around ``lambda_handler`` only (building and signing the event is GitHub's work, not timed), the
@@ -147,14 +147,14 @@ class AwsCalls:
 
 @contextlib.contextmanager
 def moto_endpoint(mode: str) -> Iterator[str]:
-    """moto on loopback: in a thread of this process (gitmirror.local.aws.moto_server) or its own process."""
+    """moto on loopback: in a thread of this process (gitmirror_dev.moto_stack.moto_server) or its own process."""
     if mode == "thread":
-        from gitmirror.local.aws import moto_server
+        from gitmirror_dev.moto_stack import moto_server
 
         with moto_server() as endpoint:
             yield endpoint
         return
-    from gitmirror.local.aws import free_port
+    from gitmirror_dev.moto_stack import free_port
 
     port = free_port()
     code = (
@@ -182,11 +182,11 @@ def moto_endpoint(mode: str) -> Iterator[str]:
 
 def register_mirror(webhook_secret: str) -> str:
     """One GitHub mirror for push.json's repository (what tests/support/service.py:add_mirror does)."""
-    from gitmirror.local.aws import put_secret
-    from gitmirror.logic.manage import create_mirror
-    from gitmirror.models import MirrorSpec
+    from gitmirror.adapters.aws.mirror_table import MirrorStore
+    from gitmirror.manage.mirrors import create_mirror
+    from gitmirror.records import MirrorSpec
     from gitmirror.settings import Settings
-    from gitmirror.state import MirrorStore
+    from gitmirror_dev.moto_stack import put_secret
 
     settings = Settings.from_env()
     repo = json.loads((WEBHOOK_DIR / "github" / "push.json").read_bytes())["repository"]
@@ -209,10 +209,10 @@ def register_mirror(webhook_secret: str) -> str:
 
 
 def run_warm(pushes: int, duplicates: int, moto_mode: str, profile: str | None = None) -> dict[str, Any]:
-    from gitmirror.local.aws import create_resources, local_environment
-    from gitmirror.local.lambdas import LambdaContext, http_event, load_function
     from gitmirror.settings import Settings
-    from gitmirror.signatures import sign_github
+    from gitmirror.webhook.signatures import sign_github
+    from gitmirror_dev.lambdas import LambdaContext, http_event, load_function
+    from gitmirror_dev.moto_stack import create_resources, local_environment
 
     body = (WEBHOOK_DIR / "github" / "push.json").read_bytes()
     secret = secrets.token_hex(20)
@@ -347,7 +347,7 @@ def run_warm(pushes: int, duplicates: int, moto_mode: str, profile: str | None =
 
 def cold_env(tracing: bool) -> dict[str, str]:
     """The function's environment inside Lambda (Powertools and the X-Ray SDK behave differently outside)."""
-    from gitmirror.local.aws import local_environment
+    from gitmirror_dev.moto_stack import local_environment
 
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "PYTHON", "_X_AMZN"))

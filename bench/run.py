@@ -1,7 +1,7 @@
 """gitmirror benchmark harness (``make bench``).
 
 Mirrors real and generated repositories between two loopback smart-HTTP servers
-(the project's own ``gitmirror.local.gitserver``) with several contenders and reports
+(the project's own ``gitmirror_dev.gitserver``) with several contenders and reports
 wall time, bytes on the wire, peak RSS, peak TMPDIR usage and whether the target's
 refs equal the source's afterwards; also runs the receiver benchmark (bench/receiver.py)
 and checks the issue's goals. See bench/README.md.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure
 import receiver
 
-from gitmirror.local.gitserver import GitHTTPServer
+from gitmirror_dev.gitserver import GitHTTPServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent

@@ -38,7 +38,7 @@ DESCRIPTION = (
 )
 
 
-# --- webhook replies (functions/webhook/app.py, gitmirror.logic.receive) --------------------------------
+# --- webhook replies (functions/webhook/app.py, gitmirror.webhook.receive) --------------------------------
 
 
 class WebhookQueued(BaseModel):
@@ -182,7 +182,7 @@ def _referenced(paths: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
 
 
 def _load_api_app() -> Any:
-    from gitmirror.local.lambdas import load_function
+    from gitmirror_dev.lambdas import load_function
 
     return load_function("api").app
 

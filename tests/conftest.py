@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmirror.local.gitserver import GitHTTPServer
+from gitmirror_dev.gitserver import GitHTTPServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -80,7 +80,7 @@ def sync_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto in server mode (real HTTP on loopback) for DynamoDB, SQS and Secrets Manager."""
-    from gitmirror.local.aws import moto_server
+    from gitmirror_dev.moto_stack import moto_server
 
     with moto_server() as endpoint:
         yield endpoint
@@ -94,7 +94,7 @@ class AwsEnv:
     dlq_url: str
 
     def put_secret(self, name: str, value: str) -> None:
-        from gitmirror.local.aws import put_secret
+        from gitmirror_dev.moto_stack import put_secret
 
         put_secret(name, value)
 
@@ -117,8 +117,8 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AwsEnv:
     """Fresh tables, queue + DLQ (unique names) on the shared moto server, and the env pointing at them."""
     import uuid
 
-    from gitmirror.local.aws import create_resources, local_environment
     from gitmirror.settings import Settings
+    from gitmirror_dev.moto_stack import create_resources, local_environment
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
     env = local_environment(moto_endpoint, prefix)

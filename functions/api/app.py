@@ -1,7 +1,7 @@
 """Management API Lambda (IAM-authorized routes of the HTTP API): mirrors CRUD, "Update now", run history.
 
 Thin: Powertools validates the path, query and body against the pydantic models (which also produce the
-OpenAPI document, see scripts/gen_openapi.py); `gitmirror.logic.manage` does the work. Every error is a
+OpenAPI document, see scripts/gen_openapi.py); `gitmirror.manage.mirrors` does the work. Every error is a
 JSON `{"error": "..."}`; every check happens before anything is written. Secret values are never read
 here: a mirror record holds only the names of its Secrets Manager secrets.
 """
@@ -28,12 +28,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from gitmirror import jobs
+from gitmirror.adapters.aws import queue as jobs
+from gitmirror.adapters.aws.mirror_table import MirrorExists, MirrorNotFound, MirrorStore
 from gitmirror.errors import MirrorError, TransientError, UsageError
-from gitmirror.logic.manage import create_mirror, request_sync, update_mirror
-from gitmirror.models import Mirror, MirrorSettings, MirrorSpec, RunRecord
+from gitmirror.manage.mirrors import create_mirror, request_sync, update_mirror
+from gitmirror.records import Mirror, MirrorSettings, MirrorSpec, RunRecord
 from gitmirror.settings import Settings
-from gitmirror.state import MirrorExists, MirrorNotFound, MirrorStore
 from gitmirror.values import Trigger
 
 logger = Logger()
@@ -42,7 +42,7 @@ metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 
 MAX_BODY_BYTES = 64 * 1024
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # the Mirror id pattern (gitmirror.models)
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # the Mirror id pattern (gitmirror.records)
 # Fields of MirrorSpec that MirrorSettings (the body of PUT) does not have: fixed at creation, as in GitLab.
 IMMUTABLE_FIELDS = frozenset(MirrorSpec.model_fields) - frozenset(MirrorSettings.model_fields)
 MANAGEMENT_SECURITY: list[dict[str, list[str]]] = [{"sigv4": []}]

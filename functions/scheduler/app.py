@@ -1,6 +1,6 @@
 """Scheduler Lambda (EventBridge schedule): the safety net that queues a sync of every enabled mirror.
 
-Thin: `gitmirror.logic.manage.schedule_all` skips disabled mirrors and those with a run already scheduled
+Thin: `gitmirror.manage.mirrors.schedule_all` skips disabled mirrors and those with a run already scheduled
 or started. A failure to queue (SQS/DynamoDB unavailable) fails the invocation so EventBridge retries it;
 the mirrors queued before the failure are `scheduled` by then and are skipped by the retry.
 """
@@ -14,10 +14,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gitmirror import jobs
-from gitmirror.logic.manage import schedule_all
+from gitmirror.adapters.aws import queue as jobs
+from gitmirror.adapters.aws.mirror_table import MirrorStore
+from gitmirror.manage.mirrors import schedule_all
 from gitmirror.settings import Settings
-from gitmirror.state import MirrorStore
 from gitmirror.values import Trigger
 
 logger = Logger()

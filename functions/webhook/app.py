@@ -1,6 +1,6 @@
 """Webhook receiver Lambda: verify signature -> match mirrors -> dedupe -> enqueue -> 202.
 
-Thin: reads the raw body, calls `gitmirror.logic.receive.receive_webhook`, shapes the response.
+Thin: reads the raw body, calls `gitmirror.webhook.receive.receive_webhook`, shapes the response.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gitmirror.errors import MirrorError
-from gitmirror.logic.receive import Ports, Reply, default_ports, receive_webhook
 from gitmirror.settings import Settings
 from gitmirror.values import Provider
-from gitmirror.webhooks import delivery_id
+from gitmirror.webhook.payloads import delivery_id
+from gitmirror.webhook.receive import Ports, Reply, default_ports, receive_webhook
 
 logger = Logger()
 tracer = Tracer()

@@ -1,6 +1,6 @@
 """Mirror worker Lambda: SQS FIFO job -> load mirror + credentials -> engine -> status.
 
-Thin: parses each record, calls `gitmirror.logic.mirror_run.run_job`, and turns "retry later" into a
+Thin: parses each record, calls `gitmirror.run.mirror_run.run_job`, and turns "retry later" into a
 batch item failure with a backoff (visibility timeout), as Powertools' FIFO batch processor expects.
 """
 
@@ -16,12 +16,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from gitmirror.adapters.aws.mirror_table import MirrorStore
+from gitmirror.adapters.aws.queue import delay_retry
 from gitmirror.errors import MirrorError
-from gitmirror.jobs import delay_retry
-from gitmirror.logic.mirror_run import run_job
-from gitmirror.models import SyncJob
+from gitmirror.records import SyncJob
+from gitmirror.run.mirror_run import run_job
 from gitmirror.settings import Settings
-from gitmirror.state import MirrorStore
 from gitmirror.values import RunStatus
 
 logger = Logger()

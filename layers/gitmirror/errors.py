@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .scrub import scrub
+from gitmirror.scrub import scrub
 
 
 class MirrorError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .urls import NetworkPolicy
+from gitmirror.mirror.urls import NetworkPolicy
 
 
 @dataclass(frozen=True)

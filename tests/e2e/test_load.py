@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gitmirror.local.loadtest import run_load
-from gitmirror.local.stack import local_stack
+from gitmirror_dev.loadtest import run_load
+from gitmirror_dev.stack import local_stack
 
 
 def test_concurrent_webhooks_never_overlap_lose_or_duplicate() -> None:

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from gitmirror.errors import TransientError
-from gitmirror.local.lambdas import http_event, invoke_http, load_function, parse_json
-from gitmirror.models import RunRecord
+from gitmirror.records import RunRecord
 from gitmirror.values import RunStatus, Trigger, UpdateStatus, iso, utcnow
+from gitmirror_dev.lambdas import http_event, invoke_http, load_function, parse_json
 from tests.conftest import AwsEnv
 from tests.support.routes import MANAGEMENT_ROUTES, WEBHOOK_ROUTES
 from tests.support.service import all_items, store

@@ -12,12 +12,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from gitmirror.credentials import StaticCredentials
-from gitmirror.engine import sync_mirror
 from gitmirror.errors import MirrorError
-from gitmirror.local.lambdas import http_event, invoke_http, load_function
-from gitmirror.transport import Remote
-from gitmirror.urls import parse_remote
+from gitmirror.mirror.credentials import StaticCredentials
+from gitmirror.mirror.engine import sync_mirror
+from gitmirror.mirror.transport import Remote
+from gitmirror.mirror.urls import parse_remote
+from gitmirror_dev.lambdas import http_event, invoke_http, load_function
 from tests.conftest import SOURCE_USER, TARGET_USER, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.service import Functions, add_mirror, all_items, github_push

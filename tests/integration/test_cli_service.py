@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gitmirror.models import Mirror, RunRecord
+from gitmirror.records import Mirror, RunRecord
 from gitmirror.settings import Settings
 from gitmirror.values import Action, RefUpdate, RunStatus, Trigger, UpdateStatus, iso, utcnow
 from tests.conftest import AwsEnv

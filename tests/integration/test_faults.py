@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gitmirror.credentials import StaticCredentials
-from gitmirror.engine import sync_mirror
-from gitmirror.transport import Remote
-from gitmirror.urls import NetworkPolicy, parse_remote
+from gitmirror.mirror.credentials import StaticCredentials
+from gitmirror.mirror.engine import sync_mirror
+from gitmirror.mirror.transport import Remote
+from gitmirror.mirror.urls import NetworkPolicy, parse_remote
 from gitmirror.values import RunStatus, SyncResult
 from tests.conftest import CANARIES, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, GitServers
 from tests.support import gitrepo as g

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 
-from gitmirror.local.aws import create_resources, local_environment
-from gitmirror.local.lambdas import http_event, invoke_http, load_function
 from gitmirror.settings import Settings
-from gitmirror.signatures import sign_gitea, sign_github, sign_standard_webhook
 from gitmirror.values import Provider
-from gitmirror.webhooks import PushEvent, WebhookPayloadError, parse_webhook
+from gitmirror.webhook.payloads import PushEvent, WebhookPayloadError, parse_webhook
+from gitmirror.webhook.signatures import sign_gitea, sign_github, sign_standard_webhook
+from gitmirror_dev.lambdas import http_event, invoke_http, load_function
+from gitmirror_dev.moto_stack import create_resources, local_environment
 from tests.conftest import SHARED
 
 EXAMPLES = int(os.environ.get("GITMIRROR_FUZZ_EXAMPLES", "150"))
@@ -48,10 +48,10 @@ DELIVERY = {"github": "X-GitHub-Delivery", "gitlab": "Idempotency-Key", "gitea":
 
 @pytest.fixture(scope="module")
 def receiver(moto_endpoint: str) -> Iterator[dict[str, Any]]:
-    from gitmirror.local.aws import put_secret
-    from gitmirror.logic.manage import create_mirror
-    from gitmirror.models import MirrorSpec
-    from gitmirror.state import MirrorStore
+    from gitmirror.adapters.aws.mirror_table import MirrorStore
+    from gitmirror.manage.mirrors import create_mirror
+    from gitmirror.records import MirrorSpec
+    from gitmirror_dev.moto_stack import put_secret
 
     with pytest.MonkeyPatch.context() as mp:
         for key, value in local_environment(moto_endpoint, f"fz{uuid.uuid4().hex[:8]}").items():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gitmirror.local.gitserver import GitHTTPServer, serve_git
+from gitmirror_dev.gitserver import GitHTTPServer, serve_git
 from tests.support import gitrepo
 
 USER = "alice"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from dulwich.pack import OFS_DELTA, REF_DELTA
 
-from gitmirror.credentials import StaticCredentials
-from gitmirror.engine import sync_mirror
-from gitmirror.local.gitserver import GitHTTPServer
-from gitmirror.transport import Remote
-from gitmirror.urls import parse_remote
+from gitmirror.mirror.credentials import StaticCredentials
+from gitmirror.mirror.engine import sync_mirror
+from gitmirror.mirror.transport import Remote
+from gitmirror.mirror.urls import parse_remote
 from gitmirror.values import Action, MirrorOptions, RunStatus, SyncResult
+from gitmirror_dev.gitserver import GitHTTPServer
 from tests.conftest import SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER
 from tests.support import gitrepo as g
 from tests.support.packs import entry_kinds

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 
-from gitmirror.local.aws import local_environment
+from gitmirror_dev.moto_stack import local_environment
 
 GITMIRROR = str(Path(sys.executable).with_name("gitmirror"))
 

@@ -10,10 +10,10 @@ from dulwich.pack import OFS_DELTA, REF_DELTA
 from dulwich.protocol import pkt_line
 from dulwich.repo import Repo
 
-from gitmirror.ancestry import CommitGraph, commits_in_pack
-from gitmirror.engine import _delta_commits
 from gitmirror.errors import ProtocolFailure
-from gitmirror.transport import FetchedPack, _with_fetch_argument
+from gitmirror.mirror.ancestry import CommitGraph, commits_in_pack
+from gitmirror.mirror.engine import _delta_commits
+from gitmirror.mirror.transport import FetchedPack, _with_fetch_argument
 from tests.support import gitrepo as g
 from tests.support.packs import entry_kinds
 

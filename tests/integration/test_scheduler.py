@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from gitmirror.errors import TransientError
-from gitmirror.local.lambdas import LambdaContext, load_function, schedule_event
-from gitmirror.logic.manage import create_mirror
-from gitmirror.models import Mirror, MirrorSpec
+from gitmirror.manage.mirrors import create_mirror
+from gitmirror.records import Mirror, MirrorSpec
 from gitmirror.settings import Settings
 from gitmirror.values import Provider, UpdateStatus, iso, utcnow
+from gitmirror_dev.lambdas import LambdaContext, load_function, schedule_event
 from tests.conftest import AwsEnv
 from tests.support.service import store
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gitmirror.local.lambdas import http_event, invoke_http, load_function
-from gitmirror.local.serve import serve_in_thread
-from gitmirror.signatures import sign_github
 from gitmirror.values import UpdateStatus
+from gitmirror.webhook.signatures import sign_github
+from gitmirror_dev.lambdas import http_event, invoke_http, load_function
+from gitmirror_dev.serve import serve_in_thread
 from tests.conftest import AwsEnv
 from tests.support.service import (
     WEBHOOK_SECRET,

@@ -10,11 +10,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from gitmirror.jobs import enqueue, make_job
-from gitmirror.local.lambdas import LambdaContext, QueuePoller, load_function, sqs_event
-from gitmirror.models import SyncJob
-from gitmirror.state import MirrorStore, new_run_id
+from gitmirror.adapters.aws.mirror_table import MirrorStore, new_run_id
+from gitmirror.adapters.aws.queue import enqueue, make_job
+from gitmirror.records import SyncJob
 from gitmirror.values import Trigger, UpdateStatus, iso, utcnow
+from gitmirror_dev.lambdas import LambdaContext, QueuePoller, load_function, sqs_event
 from tests.conftest import CANARIES, TARGET_TOKEN, TARGET_USER, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.service import add_mirror, all_items, store

@@ -6,12 +6,12 @@ import json
 import uuid
 from typing import Any
 
-from gitmirror.local.lambdas import QueuePoller, http_event, invoke_http, load_function
-from gitmirror.logic.manage import create_mirror
-from gitmirror.models import Mirror, MirrorSpec
+from gitmirror.adapters.aws.mirror_table import MirrorStore
+from gitmirror.manage.mirrors import create_mirror
+from gitmirror.records import Mirror, MirrorSpec
 from gitmirror.settings import Settings
-from gitmirror.signatures import sign_gitea, sign_github, sign_standard_webhook
-from gitmirror.state import MirrorStore
+from gitmirror.webhook.signatures import sign_gitea, sign_github, sign_standard_webhook
+from gitmirror_dev.lambdas import QueuePoller, http_event, invoke_http, load_function
 from tests.conftest import SHARED, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, AwsEnv
 
 WEBHOOKS = SHARED / "webhooks"

@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from gitmirror.credentials import (
+from gitmirror.errors import UsageError
+from gitmirror.mirror.credentials import (
     CodeCommitIAM,
     codecommit_region,
     from_env_token,
@@ -12,9 +13,8 @@ from gitmirror.credentials import (
     gitlab_token,
     sign_codecommit_password,
 )
-from gitmirror.errors import UsageError
+from gitmirror.mirror.urls import parse_remote
 from gitmirror.scrub import scrub
-from gitmirror.urls import parse_remote
 
 
 def test_codecommit_password_matches_git_remote_codecommit_vector() -> None:

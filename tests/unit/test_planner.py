@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitmirror.planner import (
+from gitmirror.mirror.planner import (
     batch_ref_updates,
     compile_branch_matcher,
     divergent_refs,

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from gitmirror.signatures import (
+from gitmirror.webhook.signatures import (
     SignatureError,
     get_header,
     sign_gitea,

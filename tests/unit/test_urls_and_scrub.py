@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from gitmirror.errors import UsageError
+from gitmirror.mirror.urls import PERMISSIVE, NetworkPolicy, parse_remote
 from gitmirror.scrub import register_secret, scrub
-from gitmirror.urls import PERMISSIVE, NetworkPolicy, parse_remote
 
 
 @pytest.mark.parametrize(

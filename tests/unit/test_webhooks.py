@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from gitmirror.webhooks import (
+from gitmirror.webhook.payloads import (
     IgnoredEvent,
     Provider,
     PushEvent,

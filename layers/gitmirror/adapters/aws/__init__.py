@@ -1,0 +1,1 @@
+"""AWS adapters: DynamoDB (mirrors, runs), SQS (jobs), Secrets Manager (secrets), idempotency."""

@@ -1,1 +1,0 @@
-"""Business logic: plain functions over models and the state/jobs/secrets modules."""

@@ -1,0 +1,141 @@
+"""Mirror management: create, change, delete, "update now". Shared by the API and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets as pysecrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gitmirror.adapters.aws.mirror_table import MAX_LEASE_SECONDS, MirrorNotFound, MirrorStore
+from gitmirror.errors import UsageError
+from gitmirror.mirror.credentials import is_codecommit
+from gitmirror.mirror.urls import NetworkPolicy, has_userinfo, parse_remote
+from gitmirror.records import Mirror, MirrorSettings, MirrorSpec, source_keys
+from gitmirror.values import AuthMethod, Trigger, UpdateStatus, iso, parse_iso, utcnow
+
+
+def check_remote_url(value: str, policy: NetworkPolicy, what: str) -> str:
+    if has_userinfo(value):
+        raise UsageError(f"{what} must not contain credentials: store them in a Secrets Manager secret")
+    remote = parse_remote(value)
+    policy.check_url(remote, resolve=False)
+    return remote.url
+
+
+def _slug(spec: MirrorSpec) -> str:
+    base = (spec.source_full_name or spec.source_repo_id or "mirror").lower()
+    base = re.sub(r"[^a-z0-9]+", "-", base).strip("-")[:48] or "mirror"
+    return f"{base}-{pysecrets.token_hex(3)}"
+
+
+def _check_secret_prefix(names: list[str | None], prefix: str) -> None:
+    for name in names:
+        if name and prefix and not name.startswith(prefix):
+            raise UsageError(f"secret {name!r} must start with the deployment's prefix {prefix!r}")
+
+
+def create_mirror(spec: MirrorSpec, store: MirrorStore, policy: NetworkPolicy, secrets_prefix: str) -> Mirror:
+    source_url = check_remote_url(spec.source_url, policy, "source_url")
+    target_url = check_remote_url(spec.url, policy, "url")
+    if not (spec.source_repo_id or spec.source_full_name):
+        raise UsageError("give source_repo_id or source_full_name so webhooks can find this mirror")
+    if spec.auth_method == AuthMethod.IAM and not is_codecommit(parse_remote(target_url)):
+        raise UsageError("auth_method iam needs a git-codecommit.<region>.amazonaws.com target url")
+    if spec.auth_method == AuthMethod.PASSWORD and not spec.target_secret:
+        raise UsageError("auth_method password needs target_secret (the name of a Secrets Manager secret)")
+    _check_secret_prefix([spec.source_secret, spec.target_secret, spec.webhook_secret], secrets_prefix)
+    now = iso(utcnow())
+    mirror = Mirror(
+        id=spec.id or _slug(spec),
+        enabled=True if spec.enabled is None else spec.enabled,
+        url=target_url,
+        source_url=source_url,
+        provider=spec.provider,
+        source_repo_id=spec.source_repo_id,
+        source_full_name=spec.source_full_name,
+        source_key=source_keys(spec.provider.value, spec.source_repo_id, spec.source_full_name)[0],
+        keep_divergent_refs=bool(spec.keep_divergent_refs),
+        mirror_branch_regex=spec.mirror_branch_regex,
+        branch_filters=spec.branch_filters or [],
+        auth_method=spec.auth_method,
+        source_secret=spec.source_secret,
+        target_secret=spec.target_secret,
+        webhook_secret=spec.webhook_secret,
+        created_at=now,
+        updated_at=now,
+    )
+    store.create(mirror)
+    return mirror
+
+
+def update_mirror(mirror_id: str, changes: MirrorSettings, store: MirrorStore, secrets_prefix: str) -> Mirror:
+    given = changes.model_dump(include=changes.model_fields_set)
+    if not given:
+        raise UsageError("nothing to change")
+    _check_secret_prefix(
+        [given.get(k) for k in ("source_secret", "target_secret", "webhook_secret")], secrets_prefix
+    )
+    if "enabled" in given and given["enabled"] is None:
+        raise UsageError("enabled must be true or false")
+    if "keep_divergent_refs" in given and given["keep_divergent_refs"] is None:
+        raise UsageError("keep_divergent_refs must be true or false")
+    current = store.get(mirror_id)
+    if current is None:
+        raise MirrorNotFound(mirror_id)
+    if "target_secret" in given and not given["target_secret"] and current.auth_method == AuthMethod.PASSWORD:
+        raise UsageError("auth_method password needs target_secret; it cannot be removed")
+    if "webhook_secret" in given and not given["webhook_secret"]:
+        raise UsageError("webhook_secret cannot be removed: webhooks could no longer be verified")
+    return store.update_settings(mirror_id, given)
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    queued: bool
+    reason: str
+    mirror: Mirror
+
+
+def _pending(mirror: Mirror, now: dt.datetime) -> str | None:
+    stamp = {
+        UpdateStatus.SCHEDULED: mirror.last_scheduled_at,
+        UpdateStatus.STARTED: mirror.last_update_started_at,
+    }.get(mirror.update_status)
+    if stamp and now - parse_iso(stamp) < dt.timedelta(seconds=MAX_LEASE_SECONDS):
+        return f"a run is already {mirror.update_status.value}"
+    return None
+
+
+def request_sync(
+    mirror_id: str, store: MirrorStore, enqueue: Callable[[str, Trigger, str | None], None], trigger: Trigger
+) -> SyncRequest:
+    """GitLab's "Update now": queue a run unless one is already scheduled or started."""
+    mirror = store.get(mirror_id)
+    if mirror is None:
+        raise MirrorNotFound(mirror_id)
+    if not mirror.enabled:
+        raise UsageError("the mirror is disabled; enable it first")
+    pending = _pending(mirror, utcnow())
+    if pending:
+        return SyncRequest(False, pending, mirror)
+    enqueue(mirror.id, trigger, None)
+    store.mark_scheduled(mirror.id)
+    return SyncRequest(True, "queued", store.get(mirror.id) or mirror)
+
+
+def schedule_all(
+    store: MirrorStore, enqueue: Callable[[str, Trigger, str | None], None]
+) -> tuple[list[str], list[str]]:
+    """The safety net: queue a sync for every enabled mirror that has nothing pending."""
+    queued, skipped = [], []
+    now = utcnow()
+    for mirror in store.list_mirrors():
+        if not mirror.enabled or _pending(mirror, now):
+            skipped.append(mirror.id)
+            continue
+        enqueue(mirror.id, Trigger.SCHEDULE, None)
+        store.mark_scheduled(mirror.id)
+        queued.append(mirror.id)
+    return queued, skipped

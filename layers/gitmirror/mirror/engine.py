@@ -1,0 +1,300 @@
+"""One mirror run: list both sides, fetch what is needed, plan, push in batches, report.
+
+Deciding is `planner.plan_ref_updates`; moving bytes is `transport.Remote`. This module sequences them
+and turns what happened into a `SyncResult`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent import futures
+
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch
+from dulwich.repo import Repo
+
+from gitmirror.errors import MirrorError, ProtocolFailure, TimedOut
+from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle, ObjectLookup, commits_in_pack
+from gitmirror.mirror.planner import (
+    DEFAULT_BATCH_SIZE,
+    AncestryOracle,
+    batch_ref_updates,
+    divergent_refs,
+    plan_ref_updates,
+    scoped_refs,
+)
+from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
+from gitmirror.scrub import scrub
+from gitmirror.values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
+
+# Stop starting new pushes when less than this many seconds remain before the deadline.
+DEADLINE_MARGIN_SECONDS = 20.0
+# When a whole push is refused (a pre-receive hook declines everything it is given), halve it to find
+# the refs that are really refused; this bounds the extra pushes that search may cost.
+MAX_ISOLATION_PUSHES = 64
+_MAX_REASON = 600
+# How receive-pack says a ref's objects are not there (git: "missing necessary objects").
+_MISSING_OBJECTS = re.compile(r"missing|connectivity|unpack|bad object", re.IGNORECASE)
+
+
+class _Run:
+    def __init__(
+        self,
+        source: Remote,
+        target: Remote,
+        options: MirrorOptions,
+        batch_size: int,
+        remaining_seconds: Callable[[], float] | None,
+        mode: str,
+        background: futures.Executor,
+    ) -> None:
+        self.mode = mode
+        self.background = background  # network waits that overlap (a listing, the negotiation round)
+        self.fetched: FetchedPack | None = None
+        self.source = source
+        self.target = target
+        self.options = options
+        self.batch_size = batch_size
+        self.remaining_seconds = remaining_seconds
+        self.done: list[RefUpdate] = []
+        self.pushes = 0
+        self.isolation_budget = MAX_ISOLATION_PUSHES
+        self.objects_delivered = False  # pass-through: an earlier push already carried the pack
+        # the fetched pack goes to the target as it is: offset deltas only if its receive-pack said so
+        # (capabilities are unknown for local targets, which are sent a re-pack instead)
+        self.target_accepts_ofs_delta = True
+
+    def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
+        self.pushes += 1
+        return self.target.push(
+            repo,
+            {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
+            fetched=self.fetched,
+            send_objects=send_objects,
+        )
+
+    def check_time(self, what: str) -> None:
+        if self.remaining_seconds is not None and self.remaining_seconds() < DEADLINE_MARGIN_SECONDS:
+            raise TimedOut(f"timed out: stopped before {what} because the run's time was nearly used up")
+
+    def push(self, repo: Repo, batch: Sequence[RefUpdate]) -> None:
+        self.check_time("pushing")
+        outcome = self._send(repo, batch, send_objects=not self.objects_delivered)
+        refused = {ref: reason for ref, reason in outcome.status.items() if reason}
+        if self.objects_delivered and any(_MISSING_OBJECTS.search(r) for r in refused.values()):
+            # The target did not keep the objects an earlier push of this run sent: send them again.
+            again = [d for d in batch if d.ref in refused and _MISSING_OBJECTS.search(refused[d.ref])]
+            for ref, reason in self._send(repo, again, send_objects=True).status.items():
+                if reason:
+                    refused[ref] = reason
+                else:
+                    refused.pop(ref, None)
+        if any(d.action != Action.DELETE and d.ref not in refused for d in batch):
+            self.objects_delivered = self.fetched is not None
+        if len(batch) > 1 and len(refused) == len(batch) and self.isolation_budget >= 2:
+            self.isolation_budget -= 2
+            mid = len(batch) // 2
+            self.push(repo, batch[:mid])
+            self.push(repo, batch[mid:])
+            return
+        for decision in batch:
+            reason = refused.get(decision.ref)
+            if reason is None:
+                self.done.append(decision)
+                continue
+            if outcome.remote_messages:
+                reason = f"{reason} ({outcome.remote_messages.replace(chr(10), '; ')})"
+            self.done.append(
+                RefUpdate(
+                    ref=decision.ref,
+                    action=Action.REJECTED,
+                    old=decision.old,
+                    new=decision.new,
+                    error=scrub(reason)[:_MAX_REASON],
+                )
+            )
+
+
+def sync_mirror(
+    source: Remote,
+    target: Remote,
+    options: MirrorOptions | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    remaining_seconds: Callable[[], float] | None = None,
+    workdir_parent: str | None = None,
+    mode: str = "incremental",
+) -> SyncResult:
+    """Mirror `source` into `target` with GitLab push-mirror semantics. Never raises for git failures:
+    they become a `failed` result with a scrubbed, actionable error."""
+    options = options or MirrorOptions()
+    started = time.monotonic()
+    if mode not in ("incremental", "full"):
+        raise ValueError(f"unknown transfer mode {mode!r}")
+    # one thread for the network waits that overlap (the target's listing, the negotiation round);
+    # joined when the run ends
+    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background:
+        run = _Run(source, target, options, batch_size, remaining_seconds, mode, background)
+        skipped: list[RefUpdate] = []
+        error: str | None = None
+        failure: MirrorError | None = None
+        transfer = "none"
+        try:
+            # Both sides' refs at once: the two advertisements are independent round trips.
+            target_listing = run.background.submit(target.list_refs, for_push=True)
+            try:
+                src = source.list_refs()
+            finally:
+                futures.wait([target_listing])  # a source failure is reported first, as when listing in turn
+            dst = target_listing.result()
+            run.target_accepts_ofs_delta = not dst.capabilities or b"ofs-delta" in dst.capabilities
+            source_refs = scoped_refs(src.refs, options)
+            target_refs = scoped_refs(dst.refs, options)
+            default_branch = src.head if src.head in src.refs else None
+            if source_refs != target_refs:  # equal in scope: nothing to create, update or delete
+                transfer = _transfer(run, src.refs, dst.refs, default_branch, workdir_parent, skipped)
+        except MirrorError as exc:
+            error = exc.message
+            failure = exc
+    result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
+    if error is not None:
+        status = RunStatus.FAILED
+    elif any(r.action in (Action.SKIP_DIVERGENT, Action.REJECTED) for r in result_refs):
+        status = RunStatus.PARTIAL
+    else:
+        status = RunStatus.SUCCESS
+    return SyncResult(
+        status=status,
+        divergent_refs=divergent_refs(result_refs),
+        refs=result_refs,
+        error=error,
+        error_kind=failure.kind if failure else None,
+        retryable=failure.retryable if failure else False,
+        stats=SyncStats(
+            bytes_received=source.stats.bytes_received + target.stats.bytes_received,
+            bytes_sent=source.stats.bytes_sent + target.stats.bytes_sent,
+            pushes=run.pushes,
+            duration_seconds=round(time.monotonic() - started, 3),
+            transfer=transfer,
+        ),
+    )
+
+
+def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
+    """The delta's commits for the partial graph: scanned from the pack file, indexed if need be."""
+    if fetched.empty:
+        return {}
+    try:
+        if not fetched.indexed:
+            found = commits_in_pack(fetched.file)
+            if found is not None:
+                return found
+        return fetched.index().object_store
+    except (OSError, ValueError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+
+
+def _tips_to_place(source: dict[str, str], target: dict[str, str]) -> bool:
+    """Whether the planner may ask about a target tip that is not also a source tip (updated or
+    target-only refs; both maps in scope); a target tip equal to a source tip is known to the source."""
+    tips = set(source.values())
+    return any(source.get(ref) != sha and sha not in tips for ref, sha in target.items())
+
+
+def _haves(target_refs: dict[str, str], source_refs: dict[str, str], default_branch: str | None) -> list[str]:
+    """The target's tips to offer as `have`s: the refs about to move first (the default branch first of
+    all), then the rest. dulwich sends at most 256 over stateless HTTP; more would only grow the pack."""
+    order = sorted(
+        target_refs.items(),
+        key=lambda item: (item[0] != default_branch, item[0] not in source_refs, item[0]),
+    )
+    seen: dict[str, None] = {}
+    for _ref, sha in order:
+        seen.setdefault(sha, None)
+    return list(seen)
+
+
+def _transfer(
+    run: _Run,
+    source_refs: dict[str, str],
+    target_refs: dict[str, str],
+    default_branch: str | None,
+    workdir_parent: str | None,
+    skipped: list[RefUpdate],
+) -> str:
+    """Fetch from the source into scratch storage, plan, push. Returns the transfer mode used.
+
+    incremental (default): offer the target's tips as haves, so the source sends only what the target
+    lacks; that pack is indexed on disk and passed through to the target as it is. Ancestry comes from
+    the delta when it can; otherwise from a commit-graph-only fetch (`filter tree:0`, when the source
+    supports partial clone, else a full one).
+    full: fetch everything, push what the target's advertisement says it lacks.
+    """
+    in_scope = scoped_refs(source_refs, run.options)
+    wants = set(in_scope.values())
+    if default_branch is not None:
+        wants.add(source_refs[default_branch])
+    with tempfile.TemporaryDirectory(prefix="gitmirror-", dir=workdir_parent) as workdir:
+        repos: list[Repo] = []
+        try:
+            store = Repo.init_bare(os.path.join(workdir, "objects.git"), mkdir=True)
+            repos.append(store)
+            run.check_time("fetching")
+            if run.mode == "full":
+                run.source.fetch(store, wants)
+                oracle: AncestryOracle = CommitGraph(store.object_store)
+                mode = "full"
+            else:
+                haves = _haves(target_refs, source_refs, default_branch)
+
+                def ask_source() -> set[str] | None:
+                    return run.source.known_objects(sorted(wants), haves)
+
+                # Which target tips the source has matters only for tips the delta cannot place; ask
+                # while the pack downloads, so the answer is there if the planner needs it.
+                negotiation = (
+                    run.background.submit(ask_source)
+                    if _tips_to_place(in_scope, scoped_refs(target_refs, run.options))
+                    else None
+                )
+                try:
+                    fetched = run.source.fetch_pack_file(
+                        store, wants, haves, ofs_delta=run.target_accepts_ofs_delta
+                    )
+                finally:
+                    if negotiation is not None:
+                        futures.wait([negotiation])
+                run.fetched = fetched
+
+                def load_graph() -> CommitGraph:
+                    graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
+                    repos.append(graph)
+                    run.check_time("fetching the commit graph")
+                    run.source.fetch(
+                        graph, wants, filter_spec=b"tree:0" if run.source.supports_filter() else None
+                    )
+                    return CommitGraph(graph.object_store)
+
+                oracle = LayeredOracle(
+                    lambda: CommitGraph(_delta_commits(fetched), complete=False),
+                    load_graph,
+                    # not asked in advance: ask now (one round), should the planner need it after all
+                    negotiation.result if negotiation is not None else ask_source,
+                )
+                mode = "incremental" if haves else "full"
+            decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
+            if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
+                mode += "+graph"
+            skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
+            for batch in batch_ref_updates(decisions, default_branch, run.batch_size):
+                run.push(store, batch)
+        finally:
+            if run.fetched is not None:
+                run.fetched.discard()
+            for repo in repos:
+                repo.close()
+    return mode

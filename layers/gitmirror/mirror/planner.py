@@ -1,0 +1,143 @@
+"""The mirror decision: both sides' refs + ancestry + options -> one decision per ref.
+
+Pure: no I/O, no git. This is GitLab's push-mirror contract (Gitaly's UpdateRemoteMirror):
+
+| source  | target  | keep_divergent_refs off              | keep_divergent_refs on                  |
+|---------|---------|--------------------------------------|-----------------------------------------|
+| X       | absent  | create                               | create                                  |
+| X       | X       | nothing                              | nothing                                 |
+| X       | Y       | update (ff) / force_update           | update if Y is an ancestor of X,        |
+|         |         |                                      | else skip_divergent                     |
+| absent  | Y       | delete if Y is merged into the       | nothing                                 |
+|         |         | source's default branch, else keep   |                                         |
+
+Only refs/heads/* and refs/tags/* are considered; branch filters narrow the branches in scope (tags are
+always in scope).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from dulwich.refs import Ref, check_ref_format
+
+from gitmirror.values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
+
+# CodeCommit accepts at most 4,000 ref updates per push; GitHub documents no limit but large pushes
+# time out. Stay well below both.
+DEFAULT_BATCH_SIZE = 1000
+
+
+class AncestryOracle(Protocol):
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        """True when `ancestor` (peeled) is reachable from `descendant` (peeled); None when unknown."""
+
+
+def is_mirrorable_ref(name: str) -> bool:
+    """Branches and tags with well-formed names; never HEAD, peeled entries or other namespaces."""
+    if not (name.startswith(BRANCH_PREFIX) or name.startswith(TAG_PREFIX)):
+        return False
+    if name.endswith("^{}"):
+        return False
+    return check_ref_format(Ref(name.encode("utf-8", "surrogateescape")))
+
+
+def compile_branch_matcher(options: MirrorOptions) -> re.Pattern[str] | None:
+    """One regex for every filter: `*` matches any run of characters (`/` included), whole name."""
+    if not options.filters_branches:
+        return None
+    alternatives = [".*".join(re.escape(part) for part in p.split("*")) for p in options.branch_filters]
+    if options.branch_regex is not None:
+        alternatives.append(f"(?:{options.branch_regex})")
+    return re.compile("|".join(f"(?:{alt})" for alt in alternatives), re.DOTALL)
+
+
+def in_scope(name: str, matcher: re.Pattern[str] | None) -> bool:
+    if not is_mirrorable_ref(name):
+        return False
+    if matcher is None or not name.startswith(BRANCH_PREFIX):
+        return True
+    return matcher.fullmatch(name[len(BRANCH_PREFIX) :]) is not None
+
+
+def scoped_refs(refs: Mapping[str, str], options: MirrorOptions) -> dict[str, str]:
+    matcher = compile_branch_matcher(options)
+    return {name: sha for name, sha in refs.items() if in_scope(name, matcher)}
+
+
+def plan_ref_updates(
+    source_refs: Mapping[str, str],
+    target_refs: Mapping[str, str],
+    default_branch: str | None,
+    oracle: AncestryOracle,
+    options: MirrorOptions,
+) -> list[RefUpdate]:
+    """Decide every ref. Unchanged refs produce no entry. `default_branch` is a full ref name or None.
+
+    The default branch is read from the unfiltered source refs: deletion safety does not depend on
+    which branches the filter mirrors.
+    """
+    source = scoped_refs(source_refs, options)
+    target = scoped_refs(target_refs, options)
+    decisions: list[RefUpdate] = []
+
+    for ref, new in sorted(source.items()):
+        old = target.get(ref)
+        if old is None:
+            decisions.append(RefUpdate(ref=ref, action=Action.CREATE, new=new))
+        elif old == new:
+            continue
+        elif oracle.is_ancestor(old, new):
+            decisions.append(RefUpdate(ref=ref, action=Action.UPDATE, old=old, new=new))
+        elif options.keep_divergent_refs:
+            decisions.append(RefUpdate(ref=ref, action=Action.SKIP_DIVERGENT, old=old, new=new))
+        else:
+            decisions.append(RefUpdate(ref=ref, action=Action.FORCE_UPDATE, old=old, new=new))
+
+    default_tip = source_refs.get(default_branch) if default_branch else None
+    for ref, old in sorted(target.items()):
+        if ref in source or options.keep_divergent_refs or default_tip is None:
+            continue
+        # The deletion rule: only work already merged into the default branch may disappear.
+        if oracle.is_ancestor(old, default_tip):
+            decisions.append(RefUpdate(ref=ref, action=Action.DELETE, old=old))
+    return decisions
+
+
+def divergent_refs(decisions: Iterable[RefUpdate]) -> list[str]:
+    return sorted(d.ref for d in decisions if d.action == Action.SKIP_DIVERGENT)
+
+
+def _conflicts(a: str, b: str) -> bool:
+    """Directory/file conflict: one name is a path prefix of the other (refs/heads/a vs a/b)."""
+    return a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def batch_ref_updates(
+    decisions: Sequence[RefUpdate],
+    default_branch: str | None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[list[RefUpdate]]:
+    """Order pushes: deletions that free a name a creation needs, then the default branch, then the rest.
+
+    Splitting the D/F-conflicting deletions into an earlier push makes `refs/heads/a` -> `refs/heads/a/b`
+    work on every server, whatever its ref backend does within one transaction.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    pushes = [d for d in decisions if d.action != Action.SKIP_DIVERGENT]
+    created = [d.ref for d in pushes if d.action != Action.DELETE]
+    first = [
+        d for d in pushes if d.action == Action.DELETE and any(_conflicts(d.ref, name) for name in created)
+    ]
+    first_refs = {d.ref for d in first}
+    rest = [d for d in pushes if d.ref not in first_refs]
+    rest.sort(key=lambda d: (d.ref != default_branch, d.action == Action.DELETE, d.ref))
+
+    batches: list[list[RefUpdate]] = []
+    for group in (first, rest):
+        for start in range(0, len(group), batch_size):
+            batches.append(list(group[start : start + batch_size]))
+    return batches

@@ -1,0 +1,200 @@
+"""The service's records (pydantic): mirrors, jobs and run history, as stored and as the API shows them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gitmirror.values import (
+    MIRROR_ID,
+    STUCK_AFTER_SECONDS,
+    AuthMethod,
+    MirrorOptions,
+    Provider,
+    RefUpdate,
+    RunStatus,
+    Trigger,
+    UpdateStatus,
+    parse_iso,
+    utcnow,
+)
+
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+# --- the service's records ---------------------------------------------------------------------------
+# Field names follow GitLab's remote mirrors API where GitLab has the concept.
+
+
+def _check_id(value: str) -> str:
+    if not MIRROR_ID.match(value):
+        raise ValueError(
+            "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+def _check_secret_name(value: str | None) -> str | None:
+    if value is not None and (not _SECRET_NAME.match(value) or ".." in value):
+        raise ValueError("secret names may use letters, digits and /_+=.@- only")
+    return value
+
+
+class MirrorSettings(BaseModel):
+    """The fields an operator may change after creation (GitLab: the target URL is immutable)."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=2048)
+
+    enabled: bool | None = None
+    keep_divergent_refs: bool | None = None
+    mirror_branch_regex: str | None = None
+    branch_filters: list[str] | None = Field(default=None, max_length=100)
+    source_secret: str | None = None
+    target_secret: str | None = None
+    webhook_secret: str | None = None
+
+    @field_validator("source_secret", "target_secret", "webhook_secret")
+    @classmethod
+    def _secret_names(cls, value: str | None) -> str | None:
+        return _check_secret_name(value)
+
+    @field_validator("mirror_branch_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        MirrorOptions(branch_regex=value)
+        return value
+
+    @field_validator("branch_filters")
+    @classmethod
+    def _filters(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            MirrorOptions(branch_filters=tuple(value))
+        return value
+
+
+class MirrorSpec(MirrorSettings):
+    """A new mirror, as given to `POST /mirrors` or `gitmirror mirrors add`."""
+
+    id: str | None = None
+    source_url: str
+    url: str
+    provider: Provider
+    source_repo_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+    source_full_name: str | None = Field(default=None, min_length=1, max_length=255)
+    auth_method: AuthMethod = AuthMethod.PASSWORD
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        return None if value is None else _check_id(value)
+
+
+class Mirror(BaseModel):
+    """One mirror's DynamoDB item: configuration plus GitLab-style status fields."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    enabled: bool = True
+    url: str
+    source_url: str
+    provider: Provider
+    source_repo_id: str | None = None
+    source_full_name: str | None = None
+    source_key: str
+    keep_divergent_refs: bool = False
+    mirror_branch_regex: str | None = None
+    branch_filters: list[str] = Field(default_factory=list)
+    auth_method: AuthMethod = AuthMethod.PASSWORD
+    source_secret: str | None = None
+    target_secret: str | None = None
+    webhook_secret: str | None = None
+    only_protected_branches: bool = False  # not supported: a push mirror cannot see source protections
+    update_status: UpdateStatus = UpdateStatus.NONE
+    last_update_at: str | None = None
+    last_update_started_at: str | None = None
+    last_successful_update_at: str | None = None
+    last_error: str | None = None
+    result: RunStatus | None = None
+    divergent_refs: list[str] = Field(default_factory=list)
+    refs_created: int = 0
+    refs_updated: int = 0
+    refs_deleted: int = 0
+    refs_rejected: int = 0
+    refs_skipped: int = 0
+    last_run_id: str | None = None
+    last_scheduled_at: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    stuck: bool | None = None  # computed by public(), never stored
+
+    @property
+    def options(self) -> MirrorOptions:
+        return MirrorOptions(
+            keep_divergent_refs=self.keep_divergent_refs,
+            branch_filters=tuple(self.branch_filters),
+            branch_regex=self.mirror_branch_regex,
+        )
+
+    def is_stuck(self, now: dt.datetime | None = None) -> bool:
+        """GitLab: a mirror `started` for over an hour is treated as failed."""
+        if self.update_status != UpdateStatus.STARTED or not self.last_update_started_at:
+            return False
+        try:
+            started = parse_iso(self.last_update_started_at)
+        except ValueError:
+            return False
+        return (now or utcnow()) - started > dt.timedelta(seconds=STUCK_AFTER_SECONDS)
+
+    def public(self, now: dt.datetime | None = None) -> dict[str, object]:
+        """The record as the API and CLI show it: internal fields left out, a stuck run shown failed."""
+        data = self.model_dump(mode="json", exclude={"source_key", "stuck"})
+        if self.is_stuck(now):
+            data["update_status"] = UpdateStatus.FAILED.value
+            data["stuck"] = True
+        return data
+
+
+def source_keys(provider: str, repo_id: str | None, full_name: str | None) -> list[str]:
+    """GSI keys a webhook's repository identity can match: by numeric id, and by path."""
+    keys = []
+    if repo_id:
+        keys.append(f"{provider}#id#{repo_id}")
+    if full_name:
+        keys.append(f"{provider}#name#{full_name.lower()}")
+    return keys
+
+
+class SyncJob(BaseModel):
+    """An SQS message: "sync mirror X, triggered by delivery D". Never carries secrets or URLs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mirror_id: str
+    trigger: Trigger
+    delivery_id: str | None = None
+    enqueued_at: str
+
+
+class RunRecord(BaseModel):
+    """One item of run history (TTL'd)."""
+
+    mirror_id: str
+    run_id: str
+    trigger: Trigger
+    delivery_id: str | None = None
+    attempt: int = 1
+    started_at: str
+    finished_at: str | None = None
+    update_status: UpdateStatus
+    result: RunStatus | None = None
+    error: str | None = None
+    divergent_refs: list[str] = Field(default_factory=list)
+    refs: list[RefUpdate] = Field(default_factory=list)
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    duration_ms: int = 0
+    transfer: str | None = None
+    expires_at: int | None = None

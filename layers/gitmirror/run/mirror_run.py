@@ -1,0 +1,206 @@
+"""A queued job becomes a mirror run: load, coalesce, lease, credentials, engine, status, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gitmirror.adapters.aws.mirror_table import MAX_LEASE_SECONDS, MirrorStore, new_run_id
+from gitmirror.adapters.aws.secrets_manager import SecretCredentials
+from gitmirror.errors import UsageError
+from gitmirror.mirror.credentials import Anonymous, CodeCommitIAM, CredentialProvider
+from gitmirror.mirror.engine import sync_mirror
+from gitmirror.mirror.transport import Remote
+from gitmirror.mirror.urls import parse_remote
+from gitmirror.records import Mirror, RunRecord, SyncJob
+from gitmirror.scrub import scrub
+from gitmirror.settings import Settings
+from gitmirror.values import Action, AuthMethod, RunStatus, SyncResult, UpdateStatus, iso, parse_iso, utcnow
+
+DIVERGED = "Some refs have diverged and have not been updated on the remote:"
+REJECTED = "Some refs were rejected by the remote:"
+# Give up on a run this long before the Lambda's own deadline, to record the result and release the lease.
+SAFETY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What happened to one job. `retry` asks the queue to deliver the job again later."""
+
+    action: str  # "ran", "dropped", "busy"
+    reason: str = ""
+    result: SyncResult | None = None
+    retry: bool = False
+    retry_after_seconds: int = 0
+
+
+class _RunClock:
+    def __init__(self, remaining_ms: Callable[[], int] | None) -> None:
+        self.remaining_ms = remaining_ms
+
+    def seconds_left(self) -> float:
+        if self.remaining_ms is None:
+            return float(MAX_LEASE_SECONDS)
+        return self.remaining_ms() / 1000.0 - SAFETY_SECONDS
+
+
+def _provider(secret_name: str | None, settings: Settings) -> CredentialProvider:
+    if not secret_name:
+        return Anonymous()
+    if settings.secrets_prefix and not secret_name.startswith(settings.secrets_prefix):
+        raise UsageError(f"secret {secret_name!r} is outside the allowed prefix {settings.secrets_prefix!r}")
+    return SecretCredentials(secret_name)
+
+
+def _target_provider(mirror: Mirror, settings: Settings) -> CredentialProvider:
+    if mirror.auth_method == AuthMethod.IAM:
+        return CodeCommitIAM()
+    if mirror.auth_method == AuthMethod.NONE:
+        return Anonymous()
+    if not mirror.target_secret:
+        raise UsageError("the mirror has no target_secret; set one or use auth_method iam for CodeCommit")
+    return _provider(mirror.target_secret, settings)
+
+
+def covered_by_later_run(mirror: Mirror, job: SyncJob, now: dt.datetime) -> str | None:
+    """A run that started after the job was enqueued already mirrors the state the job asks for."""
+    if not mirror.last_update_started_at:
+        return None
+    if parse_iso(mirror.last_update_started_at) <= parse_iso(job.enqueued_at):
+        return None
+    if mirror.update_status == UpdateStatus.FINISHED:
+        return "a run that started after this job was enqueued already finished"
+    if mirror.update_status == UpdateStatus.STARTED:
+        return "a run that started after this job was enqueued is in progress"
+    return None  # the later run failed: this job still has work to do
+
+
+def failure_message(result: SyncResult) -> str | None:
+    if result.error:
+        return result.error
+    parts = []
+    if result.divergent_refs:
+        parts.append(DIVERGED + "\n\n" + "\n".join(result.divergent_refs))
+    rejected = [r for r in result.refs if r.action == Action.REJECTED]
+    if rejected:
+        parts.append(REJECTED + "\n\n" + "\n".join(f"{r.ref}: {r.error}" for r in rejected))
+    return scrub("\n\n".join(parts))[:4000] if parts else None
+
+
+def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
+    ok = result.status == RunStatus.SUCCESS
+    return {
+        "update_status": (UpdateStatus.FINISHED if ok else UpdateStatus.FAILED).value,
+        "result": result.status.value,
+        "last_update_at": finished_at,
+        **({"last_successful_update_at": finished_at} if ok else {}),
+        "last_error": failure_message(result),
+        "divergent_refs": result.divergent_refs or None,
+        "refs_created": result.count(Action.CREATE),
+        "refs_updated": result.count(Action.UPDATE) + result.count(Action.FORCE_UPDATE),
+        "refs_deleted": result.count(Action.DELETE),
+        "refs_rejected": result.count(Action.REJECTED),
+        "refs_skipped": result.count(Action.SKIP_DIVERGENT),
+    }
+
+
+def run_job(
+    job: SyncJob,
+    store: MirrorStore,
+    settings: Settings,
+    *,
+    attempt: int = 1,
+    remaining_ms: Callable[[], int] | None = None,
+    workdir_parent: str | None = None,
+) -> JobOutcome:
+    now = utcnow()
+    mirror = store.get(job.mirror_id)
+    if mirror is None:
+        return JobOutcome("dropped", "the mirror no longer exists")
+    if not mirror.enabled:
+        return JobOutcome("dropped", "the mirror is disabled")
+    covered = covered_by_later_run(mirror, job, now)
+    if covered:
+        return JobOutcome("dropped", covered)
+
+    clock = _RunClock(remaining_ms)
+    run_id = new_run_id(now)
+    if not store.acquire_lease(mirror.id, run_id, clock.seconds_left() + SAFETY_SECONDS, now):
+        return JobOutcome(
+            "busy",
+            "another run of this mirror holds the lease",
+            retry=True,
+            retry_after_seconds=2 * settings.retry_base_seconds,
+        )
+
+    started_at = iso(now)
+    try:
+        result = _sync(mirror, settings, clock, workdir_parent)
+    except Exception as exc:  # noqa: BLE001 - any crash must still release the lease with a status
+        result = SyncResult(
+            status=RunStatus.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}")
+        )
+    finished_at = iso(utcnow())
+    fields = status_fields(result, finished_at)
+    applied = store.finish(mirror.id, run_id, fields)
+    store.put_run(
+        RunRecord(
+            mirror_id=mirror.id,
+            run_id=run_id,
+            trigger=job.trigger,
+            delivery_id=job.delivery_id,
+            attempt=attempt,
+            started_at=started_at,
+            finished_at=finished_at,
+            update_status=UpdateStatus(str(fields["update_status"])),
+            result=result.status,
+            error=failure_message(result),
+            divergent_refs=result.divergent_refs,
+            refs=result.refs,
+            bytes_received=result.stats.bytes_received,
+            bytes_sent=result.stats.bytes_sent,
+            duration_ms=int(result.stats.duration_seconds * 1000),
+            transfer=result.stats.transfer,
+            expires_at=int((utcnow() + dt.timedelta(days=settings.run_ttl_days)).timestamp()),
+        )
+    )
+    retry = result.status == RunStatus.FAILED and result.retryable
+    reason = "" if applied else "the lease expired before the run finished; its status was not written"
+    return JobOutcome(
+        "ran",
+        reason,
+        result=result,
+        retry=retry,
+        retry_after_seconds=settings.retry_base_seconds * 2 ** (attempt - 1),
+    )
+
+
+def _sync(mirror: Mirror, settings: Settings, clock: _RunClock, workdir_parent: str | None) -> SyncResult:
+    try:
+        source_creds = _provider(mirror.source_secret, settings)
+        target_creds = _target_provider(mirror, settings)
+        source = Remote(parse_remote(mirror.source_url), source_creds, policy=settings.policy)
+        target = Remote(parse_remote(mirror.url), target_creds, policy=settings.policy)
+    except UsageError as exc:
+        return SyncResult(status=RunStatus.FAILED, error=exc.message, error_kind=exc.kind)
+    result = sync_mirror(
+        source, target, mirror.options, remaining_seconds=clock.seconds_left, workdir_parent=workdir_parent
+    )
+    if result.error_kind == "auth":
+        # A rotated secret: read the secrets again (bypassing the cache) and try once more.
+        refreshed = False
+        for creds in (source_creds, target_creds):
+            if isinstance(creds, SecretCredentials):
+                creds.refresh()
+                refreshed = True
+        if refreshed:
+            source.stats.bytes_received = source.stats.bytes_sent = 0
+            result = sync_mirror(
+                source,
+                target,
+                mirror.options,
+                remaining_seconds=clock.seconds_left,
+                workdir_parent=workdir_parent,
+            )
+    return result

@@ -1,0 +1,1 @@
+"""Webhooks: verify the signature, parse the push payload, and receive (match, dedupe, enqueue)."""

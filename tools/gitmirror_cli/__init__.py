@@ -1,0 +1,1 @@
+"""The operator's command line, `gitmirror` (not part of the Lambda layer)."""

@@ -1,0 +1,596 @@
+"""`gitmirror mirrors|status|runs`: manage the deployed service's mirrors from a terminal.
+
+The commands talk to DynamoDB and SQS through boto3 (so `AWS_ENDPOINT_URL`, `AWS_PROFILE`, ... apply) and
+read the same environment as the Lambdas (MIRRORS_TABLE, RUNS_TABLE, QUEUE_URL, SECRETS_PREFIX, ...).
+Usage errors exit 2 with one line and write nothing; operational failures (no such mirror, AWS
+unreachable) exit 1 with one line. Only secret *names* are ever handled, never their values.
+
+This module is imported by `cli.py` on every invocation: keep its top-level imports light (boto3 and
+the store are imported inside the commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from gitmirror.errors import MirrorError, UsageError
+from gitmirror.scrub import scrub
+from gitmirror.values import MIRROR_ID, Action, Provider, RunStatus, utcnow
+
+if TYPE_CHECKING:
+    from gitmirror.adapters.aws.mirror_table import MirrorStore
+    from gitmirror.records import Mirror, RunRecord
+    from gitmirror.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+STUCK_TEXT = "failed (stuck: started over an hour ago)"
+ERROR_WIDTH = 60
+_CHANGED = (Action.CREATE, Action.UPDATE, Action.FORCE_UPDATE, Action.DELETE)
+# pydantic field -> the flag that sets it, for readable validation errors
+_FLAGS = {
+    "mirror_branch_regex": "--branch-regex",
+    "branch_filters": "--branch-filter",
+    "enabled": "--disabled",
+}
+
+Command = Callable[[argparse.Namespace], int]
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+def _usage(message: str) -> NoReturn:
+    sys.stderr.write(f"gitmirror: error: {_one_line(message)}\n")
+    raise SystemExit(EXIT_USAGE)
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"gitmirror: error: {_one_line(message)}\n")
+    return EXIT_FAILED
+
+
+def _one_line(message: str) -> str:
+    return " ".join(scrub(message).split())
+
+
+def _validation_message(exc: Any) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        field = loc[0] if loc and isinstance(loc[0], str) else None
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        flag = _FLAGS.get(field, "--" + field.replace("_", "-")) if field else None
+        parts.append(f"{flag}: {msg}" if flag else msg)
+    return "; ".join(parts) or "invalid input"
+
+
+def _aws_message(exc: Exception) -> str:
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "Unknown")
+        if code == "ResourceNotFoundException":
+            return f"AWS resource not found ({error.get('Message', code)}): check MIRRORS_TABLE/RUNS_TABLE"
+        if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            return "the sync queue does not exist: check QUEUE_URL"
+        return f"AWS request failed: {code}: {error.get('Message', '')}".rstrip(": ")
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region configured: set AWS_DEFAULT_REGION (or AWS_REGION, or a profile region)"
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        return f"cannot reach AWS: {exc}"
+    return f"AWS request failed: {type(exc).__name__}: {exc}"
+
+
+def _guarded(func: Command) -> Command:
+    """Turn every expected failure into one line on stderr and an exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from pydantic import ValidationError
+
+        from gitmirror.adapters.aws.mirror_table import MirrorExists, MirrorNotFound
+
+        try:
+            return func(args)
+        except UsageError as exc:
+            _usage(str(exc))
+        except ValidationError as exc:
+            _usage(_validation_message(exc))
+        except MirrorNotFound as exc:
+            return _fail(f"no mirror with id {exc}")
+        except MirrorExists as exc:
+            return _fail(f"a mirror with id {exc} already exists")
+        except MirrorError as exc:  # TransientError from the store or the queue
+            return _fail(str(exc))
+        except (BotoCoreError, ClientError) as exc:
+            return _fail(_aws_message(exc))
+
+    return run
+
+
+# --- argument types ---------------------------------------------------------------------------------
+
+
+def _mirror_id(value: str) -> str:
+    if not MIRROR_ID.match(value):
+        raise argparse.ArgumentTypeError(
+            "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 1 <= number <= 1000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000")
+    return number
+
+
+# --- plumbing ---------------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from dataclasses import replace
+
+    from gitmirror.settings import Settings
+
+    settings = Settings.from_env()
+    overrides = {
+        "mirrors_table": args.mirrors_table,
+        "runs_table": args.runs_table,
+        "queue_url": args.queue_url,
+    }
+    return replace(settings, **{k: v for k, v in overrides.items() if v})
+
+
+def _boto_config() -> Any:
+    from botocore.config import Config
+
+    # Fail fast when the endpoint is down; retries (mode, max attempts) follow the usual AWS_* settings.
+    return Config(connect_timeout=5, read_timeout=30)
+
+
+def _region() -> str | None:
+    # botocore reads AWS_DEFAULT_REGION (or the profile); AWS_REGION is what Lambda and other SDKs set
+    if os.environ.get("AWS_DEFAULT_REGION"):
+        return None
+    return os.environ.get("AWS_REGION") or None
+
+
+def _store(settings: Settings) -> MirrorStore:
+    import boto3
+
+    from gitmirror.adapters.aws.mirror_table import MirrorStore
+
+    resource = boto3.resource("dynamodb", region_name=_region(), config=_boto_config())
+    return MirrorStore(settings.mirrors_table, settings.runs_table, resource=resource)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    return value
+
+
+def _emit_json(payload: object) -> None:
+    print(json.dumps(_scrubbed(payload), indent=2, sort_keys=False))
+
+
+# --- human-readable output --------------------------------------------------------------------------
+
+
+def _arrow() -> str:
+    try:
+        "→".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "->"
+    return "→"
+
+
+def _short_time(value: str | None, empty: str = "-") -> str:
+    if not value:
+        return empty
+    head, _, rest = value.partition(".")
+    return head + "Z" if rest.endswith("Z") else value
+
+
+def _first_line(text: str | None, width: int = ERROR_WIDTH) -> str:
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def status_text(mirror: Mirror, now: dt.datetime) -> str:
+    if mirror.is_stuck(now):
+        text = STUCK_TEXT
+    else:
+        text = mirror.update_status.value
+        if mirror.result and mirror.result != RunStatus.SUCCESS and mirror.result.value != text:
+            text += f" ({mirror.result.value})"
+    if not mirror.enabled:
+        text += " [disabled]"
+    return text
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = []
+    for row in [list(headers), *rows]:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def mirrors_table(mirrors: Sequence[Mirror], now: dt.datetime) -> str:
+    if not mirrors:
+        return "no mirrors"
+    arrow = _arrow()
+    rows = [
+        [
+            m.id,
+            f"{m.source_url} {arrow} {m.url}",
+            status_text(m, now),
+            _short_time(m.last_successful_update_at, "never"),
+            _first_line(m.last_error),
+        ]
+        for m in mirrors
+    ]
+    return _table(["ID", f"SOURCE {arrow} TARGET", "STATUS", "LAST SUCCESS", "LAST ERROR"], rows)
+
+
+def mirror_details(mirror: Mirror, now: dt.datetime) -> str:
+    """Every public field, one per line."""
+    data = mirror.public()
+    labels = {"url": "target url", "update_status": "status", "mirror_branch_regex": "branch regex"}
+    rows: list[tuple[str, str]] = []
+    for key, value in data.items():
+        label = labels.get(key, key.replace("_", " "))
+        if key == "update_status":
+            text = status_text(mirror, now)
+        elif key == "last_successful_update_at":
+            text = str(value) if value else "never"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value) if value else "-"
+        elif value is None or value == "":
+            text = "-"
+        else:
+            text = str(value)
+        rows.append((label, text))
+    width = max(len(label) for label, _ in rows) + 1
+    lines = []
+    for label, text in rows:
+        first, *more = text.splitlines() or [""]
+        lines.append(f"{label + ':':<{width}} {first}")
+        lines.extend(f"{'':<{width}} {line}" for line in more)
+    return "\n".join(lines)
+
+
+def _duration(run: RunRecord) -> str:
+    if not run.finished_at and not run.duration_ms:
+        return "-"
+    seconds = run.duration_ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def runs_table(runs: Sequence[RunRecord]) -> str:
+    if not runs:
+        return "no runs"
+    rows = [
+        [
+            run.run_id,
+            run.trigger.value,
+            run.result.value if run.result else run.update_status.value,
+            _duration(run),
+            str(sum(1 for r in run.refs if r.action in _CHANGED)),
+            _first_line(run.error),
+        ]
+        for run in runs
+    ]
+    return _table(["RUN ID", "TRIGGER", "STATUS", "DURATION", "REFS CHANGED", "ERROR"], rows)
+
+
+def _print(text: str) -> None:
+    print(scrub(text))
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+@_guarded
+def cmd_add(args: argparse.Namespace) -> int:
+    from gitmirror.manage.mirrors import create_mirror
+    from gitmirror.records import MirrorSpec
+
+    fields: dict[str, Any] = {
+        "id": args.id,
+        "source_url": args.source_url,
+        "url": args.url,
+        "provider": args.provider,
+        "source_repo_id": args.source_repo_id,
+        "source_full_name": args.source_full_name,
+        "keep_divergent_refs": args.keep_divergent_refs,
+        "branch_filters": args.branch_filter,
+        "mirror_branch_regex": args.branch_regex,
+        "auth_method": args.auth_method,
+        "source_secret": args.source_secret,
+        "target_secret": args.target_secret,
+        "webhook_secret": args.webhook_secret,
+        "enabled": False if args.disabled else None,
+    }
+    spec = MirrorSpec(**{k: v for k, v in fields.items() if v is not None})
+    settings = _settings(args)
+    mirror = create_mirror(spec, _store(settings), settings.policy, settings.secrets_prefix)
+    now = utcnow()
+    if args.json:
+        _emit_json(mirror.public(now))
+    else:
+        _print(f"created mirror {mirror.id}\n\n{mirror_details(mirror, now)}")
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    mirrors = _store(_settings(args)).list_mirrors()
+    now = utcnow()
+    if args.json:
+        _emit_json({"mirrors": [m.public(now) for m in mirrors]})
+    else:
+        _print(mirrors_table(mirrors, now))
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from gitmirror.adapters.aws.mirror_table import MirrorNotFound
+
+    mirror = _store(_settings(args)).get(args.mirror_id)
+    if mirror is None:
+        raise MirrorNotFound(args.mirror_id)
+    now = utcnow()
+    if args.json:
+        _emit_json(mirror.public(now))
+    else:
+        _print(mirror_details(mirror, now))
+    return EXIT_OK
+
+
+cmd_list = _guarded(_list)
+cmd_show = _guarded(_show)
+
+
+@_guarded
+def cmd_status(args: argparse.Namespace) -> int:
+    return _show(args) if args.mirror_id else _list(args)
+
+
+@_guarded
+def cmd_update(args: argparse.Namespace) -> int:
+    from gitmirror.manage.mirrors import update_mirror
+    from gitmirror.records import MirrorSettings
+
+    if args.immutable_url is not None or args.immutable_source_url is not None:
+        raise UsageError("a mirror's urls cannot be changed: delete the mirror and add a new one")
+    changes: dict[str, Any] = {}
+    if args.enabled is not None:
+        changes["enabled"] = args.enabled
+    if args.keep_divergent_refs is not None:
+        changes["keep_divergent_refs"] = args.keep_divergent_refs
+    if args.clear_branch_filters:
+        changes["branch_filters"] = []
+    elif args.branch_filter:
+        changes["branch_filters"] = args.branch_filter
+    if args.clear_branch_regex:
+        changes["mirror_branch_regex"] = None
+    elif args.branch_regex is not None:
+        changes["mirror_branch_regex"] = args.branch_regex
+    for name in ("source_secret", "target_secret", "webhook_secret"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if not changes:
+        raise UsageError("nothing to change: give at least one option (see gitmirror mirrors update --help)")
+    settings = _settings(args)
+    mirror = update_mirror(
+        args.mirror_id, MirrorSettings(**changes), _store(settings), settings.secrets_prefix
+    )
+    now = utcnow()
+    if args.json:
+        _emit_json(mirror.public(now))
+    else:
+        _print(f"updated mirror {mirror.id}\n\n{mirror_details(mirror, now)}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_delete(args: argparse.Namespace) -> int:
+    _store(_settings(args)).delete(args.mirror_id)
+    if args.json:
+        _emit_json({"deleted": args.mirror_id})
+    else:
+        _print(f"deleted mirror {args.mirror_id}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_sync(args: argparse.Namespace) -> int:
+    import boto3
+
+    from gitmirror.adapters.aws.queue import enqueue, make_job
+    from gitmirror.manage.mirrors import request_sync
+    from gitmirror.values import Trigger
+
+    settings = _settings(args)
+    if not settings.queue_url:
+        raise UsageError("no sync queue configured: set QUEUE_URL or pass --queue-url")
+    sqs = boto3.client("sqs", region_name=_region(), config=_boto_config())
+
+    def send(mirror_id: str, trigger: Trigger, delivery_id: str | None) -> None:
+        enqueue(settings.queue_url, make_job(mirror_id, trigger, delivery_id), client=sqs)
+
+    outcome = request_sync(args.mirror_id, _store(settings), send, Trigger.MANUAL)
+    if args.json:
+        _emit_json({"mirror": args.mirror_id, "queued": outcome.queued, "reason": outcome.reason})
+    elif outcome.queued:
+        _print(f"queued a sync of {args.mirror_id}")
+    else:
+        _print(f"not queued: {outcome.reason} for {args.mirror_id}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_runs(args: argparse.Namespace) -> int:
+    from gitmirror.adapters.aws.mirror_table import MirrorNotFound
+
+    store = _store(_settings(args))
+    runs = store.list_runs(args.mirror_id, limit=args.limit)
+    # history outlives a deleted mirror (until its TTL); only an id with neither is unknown
+    if not runs and store.get(args.mirror_id) is None:
+        raise MirrorNotFound(args.mirror_id)
+    if args.json:
+        _emit_json({"runs": [run.model_dump(mode="json") for run in runs]})
+    else:
+        _print(runs_table(runs))
+    return EXIT_OK
+
+
+# --- parser -----------------------------------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print exactly one JSON document")
+    aws = common.add_argument_group("service location (default: the Lambdas' environment variables)")
+    aws.add_argument("--mirrors-table", metavar="NAME", help="mirrors table (default: $MIRRORS_TABLE)")
+    aws.add_argument("--runs-table", metavar="NAME", help="runs table (default: $RUNS_TABLE)")
+    aws.add_argument("--queue-url", metavar="URL", help="sync queue URL (default: $QUEUE_URL)")
+    return common
+
+
+def _id_arg(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    parser.add_argument(
+        "mirror_id", metavar="ID", type=_mirror_id, nargs="?" if optional else None, help="mirror id"
+    )
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source-url", required=True, metavar="URL", help="https:// URL to fetch from")
+    parser.add_argument(
+        "--url", required=True, metavar="URL", help="https:// URL to push to (immutable, no credentials)"
+    )
+    parser.add_argument(
+        "--provider", required=True, choices=[p.value for p in Provider], help="who sends the push webhooks"
+    )
+    parser.add_argument("--source-repo-id", metavar="N", help="the source repository's numeric id")
+    parser.add_argument("--source-full-name", metavar="NAME", help="the source repository's path, owner/name")
+    parser.add_argument(
+        "--id", type=_mirror_id, metavar="ID", help="mirror id (default: derived from the name)"
+    )
+    parser.add_argument(
+        "--keep-divergent-refs",
+        action="store_true",
+        default=None,
+        help="never overwrite diverged target refs",
+    )
+    parser.add_argument(
+        "--branch-filter",
+        action="append",
+        metavar="PATTERN",
+        help="mirror only branches matching; '*' matches anything (repeatable)",
+    )
+    parser.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
+    parser.add_argument(
+        "--auth-method",
+        choices=["password", "iam", "none"],
+        default="password",
+        help="how the worker authenticates to the target (default: password)",
+    )
+    parser.add_argument("--source-secret", metavar="NAME", help="Secrets Manager secret for the source")
+    parser.add_argument("--target-secret", metavar="NAME", help="Secrets Manager secret for the target")
+    parser.add_argument("--webhook-secret", metavar="NAME", help="Secrets Manager secret verifying webhooks")
+    parser.add_argument("--disabled", action="store_true", help="create the mirror disabled")
+
+
+def _update_options(parser: argparse.ArgumentParser) -> None:
+    # GitLab: a mirror's URLs are immutable; accepted only to explain that
+    for flag in ("--url", "--source-url"):
+        parser.add_argument(flag, dest="immutable_" + flag[2:].replace("-", "_"), help=argparse.SUPPRESS)
+    enabled = parser.add_mutually_exclusive_group()
+    enabled.add_argument("--enable", dest="enabled", action="store_const", const=True, help="enable")
+    enabled.add_argument("--disable", dest="enabled", action="store_const", const=False, help="disable")
+    keep = parser.add_mutually_exclusive_group()
+    keep.add_argument("--keep-divergent-refs", dest="keep_divergent_refs", action="store_const", const=True)
+    keep.add_argument(
+        "--no-keep-divergent-refs", dest="keep_divergent_refs", action="store_const", const=False
+    )
+    filters = parser.add_mutually_exclusive_group()
+    filters.add_argument(
+        "--branch-filter", action="append", metavar="PATTERN", help="replace the branch filters (repeatable)"
+    )
+    filters.add_argument("--clear-branch-filters", action="store_true", help="mirror every branch again")
+    regex = parser.add_mutually_exclusive_group()
+    regex.add_argument("--branch-regex", metavar="REGEX", help="replace the branch regex")
+    regex.add_argument("--clear-branch-regex", action="store_true", help="remove the branch regex")
+    parser.add_argument("--source-secret", metavar="NAME", help="Secrets Manager secret for the source")
+    parser.add_argument("--target-secret", metavar="NAME", help="Secrets Manager secret for the target")
+    parser.add_argument("--webhook-secret", metavar="NAME", help="Secrets Manager secret verifying webhooks")
+
+
+def register(sub: Any) -> None:
+    """Add `mirrors`, `status` and `runs` to the top-level subparsers of `gitmirror`."""
+    common = _common()
+
+    def leaf(group: Any, name: str, help_text: str, func: Command) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(
+            name, help=help_text, description=help_text, parents=[common], allow_abbrev=False
+        )
+        parser.set_defaults(func=func)
+        return parser
+
+    mirrors = sub.add_parser(
+        "mirrors", help="manage the service's mirrors", description="Manage the service's mirrors."
+    )
+    actions = mirrors.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=type(mirrors)
+    )
+    _add_options(leaf(actions, "add", "register a new mirror", cmd_add))
+    leaf(actions, "list", "list all mirrors with their status", cmd_list)
+    _id_arg(leaf(actions, "show", "show every field of one mirror", cmd_show))
+    _update_options(parser := leaf(actions, "update", "change a mirror's settings (not its url)", cmd_update))
+    _id_arg(parser)
+    _id_arg(leaf(actions, "delete", "delete a mirror", cmd_delete))
+    _id_arg(leaf(actions, "sync", "update now: queue a sync unless one is scheduled or running", cmd_sync))
+
+    _id_arg(leaf(sub, "status", "status of all mirrors, or every field of one", cmd_status), optional=True)
+    runs = leaf(sub, "runs", "recent runs of one mirror, newest first", cmd_runs)
+    _id_arg(runs)
+    runs.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)")

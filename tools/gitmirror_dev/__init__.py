@@ -1,0 +1,1 @@
+"""Developer tooling: local stack, git test server, demo, events generator, load test (not in the layer)."""

@@ -1,0 +1,111 @@
+"""`gitmirror serve`: the HTTP API on a local port, calling the same Lambda handlers.
+
+Each request becomes an API Gateway HTTP API (payload 2.0) event; the handlers talk to whatever AWS
+endpoint the environment names (`AWS_ENDPOINT_URL`, e.g. a moto server). No AWS account, no Docker.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+
+from gitmirror_dev.lambdas import http_event, invoke_http, load_function
+
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+class LocalApi:
+    """The routes of template.yaml's HTTP API, served by the local handler modules."""
+
+    def __init__(self) -> None:
+        self.webhook = load_function("webhook")
+        self.api: ModuleType | None
+        try:
+            self.api = load_function("api")
+        except (FileNotFoundError, RuntimeError):
+            self.api = None
+        # Powertools' resolvers keep the current event on the app object: one request at a time per
+        # function, as one Lambda execution environment would.
+        self._locks = {"webhook": threading.Lock(), "api": threading.Lock()}
+
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if path.startswith("/webhooks/"):
+            name, module = "webhook", self.webhook
+        elif (path == "/mirrors" or path.startswith("/mirrors/")) and self.api is not None:
+            name, module = "api", self.api
+        else:
+            return 404, {"Content-Type": "application/json"}, b'{"error": "not found"}'
+        event = http_event(method, path, headers, body, iam_user_arn="arn:aws:iam::123456789012:user/local")
+        with self._locks[name]:
+            return invoke_http(module, event)
+
+
+def make_server(host: str, port: int, api: LocalApi | None = None) -> ThreadingHTTPServer:
+    local = api or LocalApi()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "gitmirror-serve"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: the handlers log themselves
+            return
+
+        def _body(self) -> bytes | None:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks: list[bytes] = []
+                total = 0
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(chunks)
+                    total += size
+                    if total > MAX_REQUEST_BYTES:
+                        return None
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                return None
+            return self.rfile.read(length) if length else b""
+
+        def _handle(self) -> None:
+            try:
+                body = self._body()
+            except ValueError:
+                self._reply(400, {"Content-Type": "application/json"}, b'{"error": "malformed request body"}')
+                return
+            if body is None:
+                self.close_connection = True
+                self._reply(413, {"Content-Type": "application/json"}, b'{"error": "request body too large"}')
+                return
+            headers = {k: v for k, v in self.headers.items()}
+            status, out_headers, out = local.handle(self.command, self.path, headers, body)
+            self._reply(status, out_headers, out)
+
+        def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve_in_thread(host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    server = make_server(host, port)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    return server, f"http://{host}:{server.server_address[1]}"

@@ -1,0 +1,172 @@
+"""The docker-free local stack: moto server, two git servers, tables/queue/secrets, `serve`, a poller.
+
+Used by `gitmirror demo`, `gitmirror local up` and the end-to-end test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitmirror.adapters.aws.mirror_table import MirrorStore
+from gitmirror.manage.mirrors import create_mirror
+from gitmirror.records import Mirror, MirrorSpec
+from gitmirror.settings import Settings
+from gitmirror.values import Provider
+from gitmirror.webhook.signatures import sign_github
+from gitmirror_dev import samples
+from gitmirror_dev.gitserver import GitHTTPServer
+from gitmirror_dev.lambdas import QueuePoller, load_function
+from gitmirror_dev.moto_stack import create_resources, local_environment, moto_server, put_secret
+from gitmirror_dev.serve import serve_in_thread
+
+SOURCE_USER, TARGET_USER = "upstream-bot", "downstream-bot"
+WEBHOOK_SECRET = "gitmirror-demo-webhook-secret"
+# The real GitHub push payload (go-playground/webhooks testdata) names repository id 63933911.
+DEMO_REPO_ID, DEMO_REPO_NAME = "63933911", "binkkatal/sample_app"
+
+
+def find_shared(relative: str) -> Path | None:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent.parent / "shared" / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def github_push_body() -> bytes:
+    """A real GitHub push payload: ../shared/webhooks/github/push.json, or the copy in events/."""
+    shared = find_shared("webhooks/github/push.json")
+    if shared is not None:
+        return shared.read_bytes()
+    from gitmirror_dev.lambdas import project_root
+
+    event = json.loads((project_root() / "events" / "webhook-github-push.json").read_text())
+    return str(event["body"]).encode()
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    endpoint: str
+    api_url: str
+    source: GitHTTPServer
+    target: GitHTTPServer
+    settings: Settings
+    store: MirrorStore
+    poller: QueuePoller
+    source_token: str = field(repr=False)
+    target_token: str = field(repr=False)
+
+    @property
+    def upstream(self) -> Path:
+        return self.source.repo_path("upstream.git")
+
+    @property
+    def downstream(self) -> Path:
+        return self.target.repo_path("downstream.git")
+
+    def register_mirror(self, keep_divergent_refs: bool = False) -> Mirror:
+        names = {k: f"gitmirror/local/{k}" for k in ("source", "target", "webhook")}
+        put_secret(names["source"], json.dumps({"username": SOURCE_USER, "token": self.source_token}))
+        put_secret(names["target"], json.dumps({"username": TARGET_USER, "token": self.target_token}))
+        put_secret(names["webhook"], WEBHOOK_SECRET)
+        spec = MirrorSpec(
+            id="demo",
+            source_url=self.source.repo_url("upstream.git"),
+            url=self.target.repo_url("downstream.git"),
+            provider=Provider.GITHUB,
+            source_repo_id=DEMO_REPO_ID,
+            source_full_name=DEMO_REPO_NAME,
+            keep_divergent_refs=keep_divergent_refs,
+            source_secret=names["source"],
+            target_secret=names["target"],
+            webhook_secret=names["webhook"],
+        )
+        return create_mirror(spec, self.store, self.settings.policy, self.settings.secrets_prefix)
+
+    def send_github_push(self, delivery: str | None = None) -> tuple[int, dict[str, Any]]:
+        body = github_push_body()
+        request = urllib.request.Request(  # noqa: S310 - loopback http
+            f"{self.api_url}/webhooks/github",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "GitHub-Hookshot/local",
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+                "X-Hub-Signature-256": sign_github(body, WEBHOOK_SECRET),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - loopback
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+
+@contextlib.contextmanager
+def local_stack(*, sample: str = "auto", port: int = 0) -> Iterator[Stack]:
+    """Start everything; on exit stop every process and thread it started and remove its files."""
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    workdir = Path(tempfile.mkdtemp(prefix="gitmirror-local-"))
+    saved_env = dict(os.environ)
+    source_token, target_token = f"local-src-{uuid.uuid4().hex}", f"local-dst-{uuid.uuid4().hex}"
+    try:
+        with (
+            moto_server() as endpoint,
+            GitHTTPServer(workdir / "upstream-host", SOURCE_USER, source_token) as source,
+            GitHTTPServer(workdir / "downstream-host", TARGET_USER, target_token) as target,
+        ):
+            os.environ.update(local_environment(endpoint, "gitmirror-local"))
+            os.environ["RETRY_BASE_SECONDS"] = "1"
+            settings = Settings.from_env()
+            create_resources(settings)
+            upstream = source.create_bare("upstream.git")
+            target.create_bare("downstream.git")
+            bundle = samples.find_bundle() if sample in ("auto", "httpx") else None
+            if bundle is not None:
+                samples.fill_from_bundle(upstream, bundle)
+            else:
+                samples.generated_history(upstream)
+            server, api_url = serve_in_thread("127.0.0.1", port)
+            try:
+                yield Stack(
+                    workdir=workdir,
+                    endpoint=endpoint,
+                    api_url=api_url,
+                    source=source,
+                    target=target,
+                    settings=settings,
+                    store=MirrorStore(settings.mirrors_table, settings.runs_table),
+                    poller=QueuePoller(load_function("worker"), settings.queue_url),
+                    source_token=source_token,
+                    target_token=target_token,
+                )
+            finally:
+                server.shutdown()
+                server.server_close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_poller_forever(stack: Stack, stop: threading.Event) -> None:
+    while not stop.is_set():
+        if stack.poller.poll_once(wait_seconds=1) == 0:
+            stop.wait(0.5)
