@@ -185,10 +185,10 @@ def register_mirror(webhook_secret: str) -> str:
     from gitmirror.adapters.aws.mirror_table import MirrorStore
     from gitmirror.manage.mirrors import create_mirror
     from gitmirror.records import MirrorSpec
-    from gitmirror.settings import Settings
+    from gitmirror.settings import CliSettings, load
     from gitmirror_dev.moto_stack import put_secret
 
-    settings = Settings.from_env()
+    settings = load(CliSettings)
     repo = json.loads((WEBHOOK_DIR / "github" / "push.json").read_bytes())["repository"]
     names = {k: f"{settings.secrets_prefix}bench/{k}" for k in ("source", "target", "webhook")}
     for k in ("source", "target"):
@@ -209,10 +209,10 @@ def register_mirror(webhook_secret: str) -> str:
 
 
 def run_warm(pushes: int, duplicates: int, moto_mode: str, profile: str | None = None) -> dict[str, Any]:
-    from gitmirror.settings import Settings
-    from gitmirror.webhook.signatures import sign_github
+    from gitmirror.settings import CliSettings, load
     from gitmirror_dev.lambdas import LambdaContext, http_event, load_function
     from gitmirror_dev.moto_stack import create_resources, local_environment
+    from gitmirror_dev.signing import sign_github
 
     body = (WEBHOOK_DIR / "github" / "push.json").read_bytes()
     secret = secrets.token_hex(20)
@@ -224,7 +224,7 @@ def run_warm(pushes: int, duplicates: int, moto_mode: str, profile: str | None =
         with moto_endpoint(moto_mode) as endpoint:
             os.environ.update(local_environment(endpoint, f"bench{uuid.uuid4().hex[:8]}"))
             os.environ.update(DEPLOYED_ENV)
-            created = create_resources(Settings.from_env())
+            created = create_resources(load(CliSettings))
             mirror_id = register_mirror(secret)
             import boto3
 

@@ -182,8 +182,14 @@ def _referenced(paths: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
 
 
 def _load_api_app() -> Any:
+    from gitmirror.settings import ApiSettings, required_variable_names
     from gitmirror_dev.lambdas import load_function
+    from gitmirror_dev.moto_stack import local_environment
 
+    # The document does not depend on the deployment: any valid environment will do.
+    placeholder = local_environment("http://127.0.0.1:9")
+    for name in required_variable_names(ApiSettings):
+        os.environ.setdefault(name, placeholder[name])
     return load_function("api").app
 
 

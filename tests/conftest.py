@@ -117,7 +117,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AwsEnv:
     """Fresh tables, queue + DLQ (unique names) on the shared moto server, and the env pointing at them."""
     import uuid
 
-    from gitmirror.settings import Settings
+    from gitmirror.settings import CliSettings, load
     from gitmirror_dev.moto_stack import create_resources, local_environment
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
@@ -125,5 +125,5 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AwsEnv:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
-    created = create_resources(Settings.from_env())
+    created = create_resources(load(CliSettings))
     return AwsEnv(moto_endpoint, env, created["queue_url"], created["dlq_url"])

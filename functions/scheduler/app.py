@@ -1,8 +1,8 @@
 """Scheduler Lambda (EventBridge schedule): the safety net that queues a sync of every enabled mirror.
 
-Thin: `gitmirror.manage.mirrors.schedule_all` skips disabled mirrors and those with a run already scheduled
-or started. A failure to queue (SQS/DynamoDB unavailable) fails the invocation so EventBridge retries it;
-the mirrors queued before the failure are `scheduled` by then and are skipped by the retry.
+Wiring only: `gitmirror.manage.mirrors.schedule_all` skips disabled mirrors and those with a run already
+scheduled or started. A failure to queue (SQS/DynamoDB unavailable) fails the invocation so EventBridge
+retries it; the mirrors queued before the failure are `scheduled` by then and are skipped by the retry.
 """
 
 from __future__ import annotations
@@ -14,34 +14,28 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gitmirror.adapters.aws import queue as jobs
 from gitmirror.adapters.aws.mirror_table import MirrorStore
+from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.manage.mirrors import schedule_all
-from gitmirror.settings import Settings
-from gitmirror.values import Trigger
+from gitmirror.settings import SchedulerSettings, load
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+settings = load(SchedulerSettings)
 
 
 @functools.cache
-def store() -> tuple[Settings, MirrorStore]:
-    settings = Settings.from_env()
-    return settings, MirrorStore(settings.mirrors_table, settings.runs_table)
+def ports() -> tuple[MirrorStore, SqsJobQueue]:
+    return MirrorStore(settings.mirrors_table, settings.runs_table), SqsJobQueue(settings.queue_url)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings, mirrors = store()
-
-    def enqueue(mirror_id: str, trigger: Trigger, delivery: str | None) -> None:
-        jobs.enqueue(settings.queue_url, jobs.make_job(mirror_id, trigger, delivery))
-
     logger.append_keys(schedule_event_id=event.get("id"))
-    queued, skipped = schedule_all(mirrors, enqueue)
+    queued, skipped = schedule_all(*ports())
     metrics.add_metric(name="ScheduledSyncs", unit=MetricUnit.Count, value=len(queued))
     logger.info("scheduled syncs", extra={"queued": len(queued), "skipped": len(skipped)})
     return {"queued": queued, "skipped": skipped}

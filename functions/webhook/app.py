@@ -1,6 +1,7 @@
 """Webhook receiver Lambda: verify signature -> match mirrors -> dedupe -> enqueue -> 202.
 
-Thin: reads the raw body, calls `gitmirror.webhook.receive.receive_webhook`, shapes the response.
+Wiring only: reads the raw body, calls `gitmirror.webhook.receive.receive_webhook` with the AWS
+adapters, shapes the response.
 """
 
 from __future__ import annotations
@@ -15,26 +16,32 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror.adapters.aws.idempotency import DynamoDeliveryLedger
+from gitmirror.adapters.aws.mirror_table import MirrorStore
+from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
-from gitmirror.settings import Settings
+from gitmirror.http_answers import INTERNAL, http_answer
+from gitmirror.settings import WebhookSettings, load
 from gitmirror.values import Provider
 from gitmirror.webhook.payloads import delivery_id
-from gitmirror.webhook.receive import Ports, Reply, default_ports, receive_webhook
+from gitmirror.webhook.receive import ReceiverPorts, Reply, receive_webhook
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+settings = load(WebhookSettings)
 app = APIGatewayHttpResolver()
 
 
 @functools.cache
-def settings() -> Settings:
-    return Settings.from_env()
-
-
-@functools.cache
-def ports() -> Ports:
-    return default_ports(settings())
+def ports() -> ReceiverPorts:
+    return ReceiverPorts(
+        mirrors=MirrorStore(settings.mirrors_table, settings.runs_table),
+        secrets=SecretsManagerSource(),
+        queue=SqsJobQueue(settings.queue_url),
+        ledger=DynamoDeliveryLedger(settings.idempotency_table),
+    )
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -64,12 +71,11 @@ def receive(provider: str) -> Response:
         reply = Reply(400, {"error": "body is not valid base64"}, reason="bad_encoding")
     else:
         try:
-            reply = receive_webhook(source, headers, body, ports(), max_body_bytes=settings().max_body_bytes)
+            reply = receive_webhook(source, headers, body, ports(), max_body_bytes=settings.max_body_bytes)
         except MirrorError as exc:
             logger.error("webhook not accepted: dependency failure", extra={"error": exc.message})
-            reply = Reply(
-                503, {"error": "temporarily unable to accept the delivery; retry later"}, reason="unavailable"
-            )
+            status, message = http_answer(exc)
+            reply = Reply(status, {"error": message}, reason="unavailable")
     if reply.status == 202:
         metrics.add_metric(name="WebhooksAccepted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="JobsQueued", unit=MetricUnit.Count, value=len(reply.enqueued))
@@ -102,12 +108,12 @@ def not_found(_exc: Exception) -> Response:
 @app.exception_handler(Exception)
 def internal_error(exc: Exception) -> Response:
     logger.exception("unhandled error")
-    return _json(500, {"error": "internal error"})
+    return _json(500, {"error": INTERNAL})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ports().register_context(context)
+    ports().ledger.register_context(context)
     return app.resolve(event, context)

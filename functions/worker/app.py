@@ -1,7 +1,8 @@
 """Mirror worker Lambda: SQS FIFO job -> load mirror + credentials -> engine -> status.
 
-Thin: parses each record, calls `gitmirror.run.mirror_run.run_job`, and turns "retry later" into a
-batch item failure with a backoff (visibility timeout), as Powertools' FIFO batch processor expects.
+Wiring only: parses each record, calls `gitmirror.run.mirror_run.run_job` with the AWS adapters, and
+turns "retry later" into a batch item failure with a backoff (visibility timeout), as Powertools' FIFO
+batch processor expects.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from gitmirror.adapters.aws.mirror_table import MirrorStore
-from gitmirror.adapters.aws.queue import delay_retry
+from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
+from gitmirror.jobs import retry_delay
 from gitmirror.records import SyncJob
 from gitmirror.run.mirror_run import run_job
-from gitmirror.settings import Settings
+from gitmirror.settings import WorkerSettings, load
 from gitmirror.values import RunStatus
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+settings = load(WorkerSettings)
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 # Report failed records as batch item failures even when every record failed: a retry is expected
 # flow control here, not a function error (which would also trip the worker-errors alarm).
@@ -38,13 +42,16 @@ class RetryLater(Exception):
 
 
 @functools.cache
-def store() -> tuple[Settings, MirrorStore]:
-    settings = Settings.from_env()
-    return settings, MirrorStore(settings.mirrors_table, settings.runs_table)
+def ports() -> tuple[MirrorStore, SecretsManagerSource, SqsJobQueue]:
+    return (
+        MirrorStore(settings.mirrors_table, settings.runs_table),
+        SecretsManagerSource(),
+        SqsJobQueue(settings.queue_url),
+    )
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
-    settings, mirrors = store()
+    mirrors, secrets, queue = ports()
     try:
         job = SyncJob.model_validate_json(record.body)
     except ValidationError:
@@ -56,13 +63,11 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     logger.append_keys(mirror_id=job.mirror_id, delivery_id=job.delivery_id, attempt=attempt)
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
     try:
-        outcome = run_job(job, mirrors, settings, attempt=attempt, remaining_ms=remaining)
+        outcome = run_job(job, mirrors, secrets, settings, attempt=attempt, remaining_ms=remaining)
     except MirrorError as exc:
         # DynamoDB throttling or unavailability before a run could start or record: back off, retry.
         logger.warning("job not run, will retry", extra={"error": exc.message})
-        delay_retry(
-            settings.queue_url, record.receipt_handle, settings.retry_base_seconds * 2 ** (attempt - 1)
-        )
+        queue.delay_retry(record.receipt_handle, retry_delay(settings.retry_base_seconds, attempt))
         raise RetryLater(exc.message) from None
     result = outcome.result
     logger.info(
@@ -80,7 +85,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             metrics.add_metric(name="MirrorsFailed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=result.stats.bytes_sent)
     if outcome.retry:
-        delay_retry(settings.queue_url, record.receipt_handle, outcome.retry_after_seconds)
+        queue.delay_retry(record.receipt_handle, outcome.retry_after_seconds)
         raise RetryLater(outcome.reason or (result.error if result else "retry"))
     return {"action": outcome.action}
 

@@ -1,12 +1,17 @@
-"""Errors a mirror run can end with, classified for retry decisions. Messages are always scrubbed."""
+"""Every error gitmirror raises on purpose, in one hierarchy. Messages are always scrubbed.
+
+`kind` names the class of failure for records and logs; `retryable` says whether trying again later can
+help. The HTTP API maps these to answers in one place (`gitmirror.manage.api.errors`), the CLI to exit
+codes in one place (`gitmirror_cli.exits`).
+"""
 
 from __future__ import annotations
 
-from gitmirror.scrub import scrub
+from .scrub import scrub
 
 
 class MirrorError(Exception):
-    """Base class. `retryable` says whether trying again later can help."""
+    """Base class of gitmirror's errors."""
 
     retryable = False
     kind = "error"
@@ -19,10 +24,74 @@ class MirrorError(Exception):
         return str(self)
 
 
+# --- the caller's input ---------------------------------------------------------------------------
+
+
 class UsageError(MirrorError):
-    """Bad input from the caller (bad URL, bad pattern): never retried."""
+    """Bad input from the caller (bad URL, bad pattern, bad field): never retried."""
 
     kind = "usage"
+
+
+class ConfigurationError(MirrorError):
+    """The process's environment is missing or malformed (a cold start fails with this)."""
+
+    kind = "configuration"
+
+
+class MirrorNotFound(MirrorError):
+    """No mirror with this id."""
+
+    kind = "not_found"
+
+    def __init__(self, mirror_id: str) -> None:
+        super().__init__(f"no mirror with id {mirror_id!r}")
+        self.mirror_id = mirror_id
+
+
+class MirrorExists(MirrorError):
+    """A mirror with this id already exists (a conflict)."""
+
+    kind = "conflict"
+
+    def __init__(self, mirror_id: str) -> None:
+        super().__init__(f"a mirror with id {mirror_id!r} already exists")
+        self.mirror_id = mirror_id
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+
+class SignatureError(MirrorError):
+    """The delivery could not be authenticated.
+
+    The message is a short fixed sentence that is safe to log or return to the caller: it never
+    contains the secret, a digest, a received header value or the body.
+    """
+
+    kind = "signature"
+
+
+class WebhookPayloadError(MirrorError, ValueError):
+    """The delivery cannot be parsed (body, headers, or payload not matching its event).
+
+    The message is short and safe to return to the sender: it names headers or fields, never values
+    from the body.
+    """
+
+    kind = "payload"
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+
+class SecretError(MirrorError):
+    """A secret is missing, unreadable or malformed. Never retried blindly: a human must fix it."""
+
+    kind = "secret"
+
+
+# --- a mirror run ---------------------------------------------------------------------------------
 
 
 class AuthError(MirrorError):

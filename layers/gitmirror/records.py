@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gitmirror.errors import UsageError
 from gitmirror.values import (
     MIRROR_ID,
     STUCK_AFTER_SECONDS,
@@ -34,6 +37,19 @@ def _check_id(value: str) -> str:
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
     return value
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """The readable part of one pydantic validation error (without pydantic's own prefixes); the API and
+    the CLI each say where it happened in their own terms (field or flag)."""
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def check_secret_prefix(name: str | None, prefix: str) -> None:
+    """A deployment reads only secrets under its prefix (its IAM policy allows no others)."""
+    if name and prefix and not name.startswith(prefix):
+        raise UsageError(f"secret {name!r} must start with the deployment's prefix {prefix!r}")
 
 
 def _check_secret_name(value: str | None) -> str | None:
@@ -138,15 +154,34 @@ class Mirror(BaseModel):
             branch_regex=self.mirror_branch_regex,
         )
 
+    def pending_run(self, now: dt.datetime | None = None) -> str | None:
+        """Why a new run need not be queued: one is scheduled or started and its time (a lease's
+        longest) has not run out. None when nothing is pending."""
+        stamp = {
+            UpdateStatus.SCHEDULED: self.last_scheduled_at,
+            UpdateStatus.STARTED: self.last_update_started_at,
+        }.get(self.update_status)
+        if not stamp:
+            return None
+        try:
+            since = (now or utcnow()) - parse_iso(stamp)
+        except ValueError:
+            return None
+        if since < dt.timedelta(seconds=STUCK_AFTER_SECONDS):
+            return f"a run is already {self.update_status.value}"
+        return None
+
+    def is_scheduled(self, now: dt.datetime | None = None) -> bool:
+        """A run is queued and not yet started (within the hour)."""
+        return self.update_status == UpdateStatus.SCHEDULED and self.pending_run(now) is not None
+
     def is_stuck(self, now: dt.datetime | None = None) -> bool:
         """GitLab: a mirror `started` for over an hour is treated as failed."""
-        if self.update_status != UpdateStatus.STARTED or not self.last_update_started_at:
-            return False
-        try:
-            started = parse_iso(self.last_update_started_at)
-        except ValueError:
-            return False
-        return (now or utcnow()) - started > dt.timedelta(seconds=STUCK_AFTER_SECONDS)
+        return (
+            self.update_status == UpdateStatus.STARTED
+            and bool(self.last_update_started_at)
+            and self.pending_run(now) is None
+        )
 
     def public(self, now: dt.datetime | None = None) -> dict[str, object]:
         """The record as the API and CLI show it: internal fields left out, a stuck run shown failed."""

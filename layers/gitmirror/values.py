@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -150,8 +151,14 @@ def parse_iso(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-# GitLab treats a mirror stuck in `started` for over an hour as failed; so does the lease.
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable by start time; unique across concurrent workers."""
+    return f"{iso(now or utcnow())}-{secrets.token_hex(4)}"
+
+
+# GitLab treats a mirror stuck in `started` for over an hour as failed; a lease never lasts longer.
 STUCK_AFTER_SECONDS = 3600
+MAX_LEASE_SECONDS = STUCK_AFTER_SECONDS
 # a mirror id: lower-case letters, digits, "-" and "_", as in DynamoDB keys and URLs
 MIRROR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 

@@ -410,8 +410,7 @@ def test_bad_ids_in_the_path_never_touch_anything(aws: AwsEnv, api: Api) -> None
     with pytest.MonkeyPatch.context() as patch:
         # Any use of the store or the queue would now fail the request with 500: they must not be reached.
         untouchable = _BrokenStore(AssertionError("the store was used"))
-        patch.setattr(api.module, "store", lambda: untouchable)
-        patch.setattr(api.module, "enqueue", untouchable.enqueue)
+        patch.setattr(api.module, "ports", lambda: (untouchable, untouchable))
         for method, path, body, status, says in requests:
             rejected(api, aws, method, path, body, status=status, says=says, check_state=False)
     assert snapshot(aws) == before
@@ -555,11 +554,12 @@ def test_dependency_failures_are_503_and_bugs_500(
     aws: AwsEnv, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     throttled = _BrokenStore(TransientError("DynamoDB is throttling or unavailable: ThrottlingException"))
-    monkeypatch.setattr(api.module, "store", lambda: throttled)
+    monkeypatch.setattr(api.module, "ports", lambda: (throttled, throttled))
     for method, path, body in (("GET", "/mirrors", None), ("POST", "/mirrors", spec())):
         status, reply, _ = api.call(method, path, body)
         assert (status, reply) == (503, {"error": "temporarily unable to handle the request; retry later"})
-    monkeypatch.setattr(api.module, "store", lambda: _BrokenStore(RuntimeError(f"boom {CANARY}")))
+    broken = _BrokenStore(RuntimeError(f"boom {CANARY}"))
+    monkeypatch.setattr(api.module, "ports", lambda: (broken, broken))
     status, reply, _ = api.call("GET", "/mirrors/acme-app")
     assert (status, reply) == (500, {"error": "internal error"})
 

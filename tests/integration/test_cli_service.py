@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gitmirror.records import Mirror, RunRecord
-from gitmirror.settings import Settings
+from gitmirror.settings import CliSettings, load
 from gitmirror.values import Action, RefUpdate, RunStatus, Trigger, UpdateStatus, iso, utcnow
 from tests.conftest import AwsEnv
 from tests.support.service import all_items, store
@@ -69,7 +69,7 @@ def add_args(mirror_id: str, *extra: str) -> list[str]:
 
 
 def mirrors_table() -> str:
-    return Settings.from_env().mirrors_table
+    return load(CliSettings).mirrors_table
 
 
 def test_add_list_show_status_delete(aws: AwsEnv) -> None:

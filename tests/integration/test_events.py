@@ -10,8 +10,9 @@ import pytest
 
 from gitmirror.values import UpdateStatus
 from gitmirror_cli import main as cli
-from gitmirror_dev.events import EVENTS, MIRROR_ID, WEBHOOK_FILES, delivery_ids, generate, invoke, load_bodies
+from gitmirror_dev.events import EVENTS, MIRROR_ID, WEBHOOK_FILES, delivery_ids, generate, load_bodies
 from gitmirror_dev.events import _bodies_from_committed as bodies_from_committed
+from gitmirror_dev.lambdas import invoke
 from tests.conftest import REPO_ROOT, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.service import WEBHOOK_SECRET, WEBHOOKS, add_mirror, store

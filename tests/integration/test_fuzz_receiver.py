@@ -21,12 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 
-from gitmirror.settings import Settings
+from gitmirror.errors import WebhookPayloadError
+from gitmirror.settings import CliSettings, load
 from gitmirror.values import Provider
-from gitmirror.webhook.payloads import PushEvent, WebhookPayloadError, parse_webhook
-from gitmirror.webhook.signatures import sign_gitea, sign_github, sign_standard_webhook
+from gitmirror.webhook.payloads import PushEvent, parse_webhook
 from gitmirror_dev.lambdas import http_event, invoke_http, load_function
 from gitmirror_dev.moto_stack import create_resources, local_environment
+from gitmirror_dev.signing import sign_gitea, sign_github, sign_standard_webhook
 from tests.conftest import SHARED
 
 EXAMPLES = int(os.environ.get("GITMIRROR_FUZZ_EXAMPLES", "150"))
@@ -56,7 +57,7 @@ def receiver(moto_endpoint: str) -> Iterator[dict[str, Any]]:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in local_environment(moto_endpoint, f"fz{uuid.uuid4().hex[:8]}").items():
             mp.setenv(key, value)
-        settings_ = Settings.from_env()
+        settings_ = load(CliSettings)
         queue_url = create_resources(settings_)["queue_url"]
         put_secret("gitmirror/fuzz/webhook", SECRET)
         put_secret("gitmirror/fuzz/target", json.dumps({"token": "x-fuzz-token"}))

@@ -11,7 +11,7 @@ import pytest
 from gitmirror.errors import TransientError
 from gitmirror.manage.mirrors import create_mirror
 from gitmirror.records import Mirror, MirrorSpec
-from gitmirror.settings import Settings
+from gitmirror.settings import CliSettings, load
 from gitmirror.values import Provider, UpdateStatus, iso, utcnow
 from gitmirror_dev.lambdas import LambdaContext, load_function, schedule_event
 from tests.conftest import AwsEnv
@@ -19,7 +19,7 @@ from tests.support.service import store
 
 
 def make(mirror_id: str, *, enabled: bool = True) -> Mirror:
-    settings = Settings.from_env()
+    settings = load(CliSettings)
     spec = MirrorSpec(
         id=mirror_id,
         enabled=enabled,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from gitmirror.values import UpdateStatus
-from gitmirror.webhook.signatures import sign_github
 from gitmirror_dev.lambdas import http_event, invoke_http, load_function
 from gitmirror_dev.serve import serve_in_thread
+from gitmirror_dev.signing import sign_github
 from tests.conftest import AwsEnv
 from tests.support.service import (
     WEBHOOK_SECRET,

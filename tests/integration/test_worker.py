@@ -10,10 +10,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from gitmirror.adapters.aws.mirror_table import MirrorStore, new_run_id
-from gitmirror.adapters.aws.queue import enqueue, make_job
+from gitmirror.adapters.aws.mirror_table import MirrorStore
+from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.jobs import make_job
 from gitmirror.records import SyncJob
-from gitmirror.values import Trigger, UpdateStatus, iso, utcnow
+from gitmirror.values import Trigger, UpdateStatus, iso, new_run_id, utcnow
 from gitmirror_dev.lambdas import LambdaContext, QueuePoller, load_function, sqs_event
 from tests.conftest import CANARIES, TARGET_TOKEN, TARGET_USER, AwsEnv, GitServers
 from tests.support import gitrepo as g
@@ -29,7 +30,7 @@ def seed(servers: GitServers) -> None:
 
 def queue_job(aws: AwsEnv, mirror_id: str, trigger: Trigger = Trigger.MANUAL) -> SyncJob:
     job = make_job(mirror_id, trigger, None)
-    enqueue(aws.queue_url, job)
+    SqsJobQueue(aws.queue_url).enqueue(job)
     return job
 
 
@@ -226,7 +227,7 @@ def test_throttled_dynamodb_is_retried(
     monkeypatch.setattr(MirrorStore, "_call", staticmethod(lambda method, **kw: throttle_first(method, **kw)))
     worker = load_function("worker")
     job = make_job(mirror.id, Trigger.MANUAL, None)
-    enqueue(aws.queue_url, job)
+    SqsJobQueue(aws.queue_url).enqueue(job)
     sqs = boto3.client("sqs")
     got = sqs.receive_message(QueueUrl=aws.queue_url, AttributeNames=["All"], MaxNumberOfMessages=1)[
         "Messages"

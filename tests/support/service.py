@@ -9,9 +9,9 @@ from typing import Any
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.manage.mirrors import create_mirror
 from gitmirror.records import Mirror, MirrorSpec
-from gitmirror.settings import Settings
-from gitmirror.webhook.signatures import sign_gitea, sign_github, sign_standard_webhook
+from gitmirror.settings import CliSettings, load
 from gitmirror_dev.lambdas import QueuePoller, http_event, invoke_http, load_function
+from gitmirror_dev.signing import sign_gitea, sign_github, sign_standard_webhook
 from tests.conftest import SHARED, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, AwsEnv
 
 WEBHOOKS = SHARED / "webhooks"
@@ -23,7 +23,7 @@ def payload(name: str) -> bytes:
 
 
 def store() -> MirrorStore:
-    settings = Settings.from_env()
+    settings = load(CliSettings)
     return MirrorStore(settings.mirrors_table, settings.runs_table)
 
 
@@ -62,7 +62,7 @@ def add_mirror(
         target_secret=names["target"],
         webhook_secret=names["webhook"],
     )
-    settings = Settings.from_env()
+    settings = load(CliSettings)
     return create_mirror(spec, store(), settings.policy, settings.secrets_prefix)
 
 

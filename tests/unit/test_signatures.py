@@ -12,18 +12,16 @@ from urllib.parse import urlencode
 
 import pytest
 
+from gitmirror.errors import SignatureError
 from gitmirror.webhook.signatures import (
-    SignatureError,
     get_header,
-    sign_gitea,
-    sign_github,
-    sign_standard_webhook,
     verify_gitea_signature,
     verify_github_signature,
     verify_gitlab,
     verify_gitlab_token,
     verify_standard_webhook,
 )
+from gitmirror_dev.signing import sign_gitea, sign_github, sign_standard_webhook
 
 WEBHOOKS = Path(__file__).resolve().parents[2].parent / "shared" / "webhooks"
 VECTORS: dict[str, Any] = json.loads((WEBHOOKS / "signatures.json").read_text(encoding="utf-8"))

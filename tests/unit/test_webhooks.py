@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 
 import pytest
 
+from gitmirror.errors import WebhookPayloadError
 from gitmirror.webhook.payloads import (
     IgnoredEvent,
     Provider,
     PushEvent,
-    WebhookPayloadError,
     delivery_id,
     event_name,
     parse_webhook,

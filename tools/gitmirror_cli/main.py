@@ -9,15 +9,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from gitmirror.errors import UsageError
+from gitmirror.errors import MirrorError, UsageError
 from gitmirror.scrub import register_secret, scrub
-from gitmirror.values import Action, MirrorOptions, RunStatus, SyncResult
+from gitmirror.values import Action, MirrorOptions, SyncResult
 from gitmirror_cli import service as cli_service
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
+from gitmirror_cli.exits import EXIT_USAGE, exit_for_error, exit_for_status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +66,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(json.dumps(sync_json(result)))
     else:
         print(scrub(format_summary(result, source_url.url, target_url.url)))
-    return {RunStatus.SUCCESS: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL}.get(result.status, EXIT_FAILED)
+    return exit_for_status(result.status)
 
 
 def sync_json(result: SyncResult) -> dict[str, object]:
@@ -167,8 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except UsageError as exc:
-        _usage(str(exc))
+    except MirrorError as exc:
+        if exit_for_error(exc) == EXIT_USAGE:
+            _usage(str(exc))
+        sys.stderr.write(f"gitmirror: error: {scrub(str(exc))}\n")
+        return exit_for_error(exc)
     except KeyboardInterrupt:
         return 130
     return code

@@ -15,23 +15,20 @@ import argparse
 import datetime as dt
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from gitmirror.errors import MirrorError, UsageError
+from gitmirror.errors import MirrorError, MirrorExists, MirrorNotFound, UsageError
 from gitmirror.scrub import scrub
 from gitmirror.values import MIRROR_ID, Action, Provider, RunStatus, utcnow
+from gitmirror_cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_for_error
 
 if TYPE_CHECKING:
     from gitmirror.adapters.aws.mirror_table import MirrorStore
     from gitmirror.records import Mirror, RunRecord
-    from gitmirror.settings import Settings
+    from gitmirror.settings import CliSettings
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 STUCK_TEXT = "failed (stuck: started over an hour ago)"
 ERROR_WIDTH = 60
@@ -64,11 +61,13 @@ def _one_line(message: str) -> str:
 
 
 def _validation_message(exc: Any) -> str:
+    from gitmirror.records import validation_message
+
     parts = []
     for err in exc.errors():
         loc = err.get("loc") or ()
         field = loc[0] if loc and isinstance(loc[0], str) else None
-        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        msg = validation_message(err)
         flag = _FLAGS.get(field, "--" + field.replace("_", "-")) if field else None
         parts.append(f"{flag}: {msg}" if flag else msg)
     return "; ".join(parts) or "invalid input"
@@ -108,19 +107,15 @@ def _guarded(func: Command) -> Command:
         from botocore.exceptions import BotoCoreError, ClientError
         from pydantic import ValidationError
 
-        from gitmirror.adapters.aws.mirror_table import MirrorExists, MirrorNotFound
-
         try:
             return func(args)
-        except UsageError as exc:
-            _usage(str(exc))
         except ValidationError as exc:
             _usage(_validation_message(exc))
-        except MirrorNotFound as exc:
-            return _fail(f"no mirror with id {exc}")
-        except MirrorExists as exc:
-            return _fail(f"a mirror with id {exc} already exists")
-        except MirrorError as exc:  # TransientError from the store or the queue
+        except (MirrorNotFound, MirrorExists) as exc:
+            return _fail(str(exc).replace(repr(exc.mirror_id), exc.mirror_id))
+        except MirrorError as exc:  # bad input, or TransientError from the store or the queue
+            if exit_for_error(exc) == EXIT_USAGE:
+                _usage(str(exc))
             return _fail(str(exc))
         except (BotoCoreError, ClientError) as exc:
             return _fail(_aws_message(exc))
@@ -152,41 +147,22 @@ def _positive(value: str) -> int:
 # --- plumbing ---------------------------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    from dataclasses import replace
+def _settings(args: argparse.Namespace) -> CliSettings:
+    from gitmirror.settings import CliSettings, load
 
-    from gitmirror.settings import Settings
-
-    settings = Settings.from_env()
+    settings = load(CliSettings)
     overrides = {
         "mirrors_table": args.mirrors_table,
         "runs_table": args.runs_table,
         "queue_url": args.queue_url,
     }
-    return replace(settings, **{k: v for k, v in overrides.items() if v})
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v})
 
 
-def _boto_config() -> Any:
-    from botocore.config import Config
-
-    # Fail fast when the endpoint is down; retries (mode, max attempts) follow the usual AWS_* settings.
-    return Config(connect_timeout=5, read_timeout=30)
-
-
-def _region() -> str | None:
-    # botocore reads AWS_DEFAULT_REGION (or the profile); AWS_REGION is what Lambda and other SDKs set
-    if os.environ.get("AWS_DEFAULT_REGION"):
-        return None
-    return os.environ.get("AWS_REGION") or None
-
-
-def _store(settings: Settings) -> MirrorStore:
-    import boto3
-
+def _store(settings: CliSettings) -> MirrorStore:
     from gitmirror.adapters.aws.mirror_table import MirrorStore
 
-    resource = boto3.resource("dynamodb", region_name=_region(), config=_boto_config())
-    return MirrorStore(settings.mirrors_table, settings.runs_table, resource=resource)
+    return MirrorStore(settings.mirrors_table, settings.runs_table)
 
 
 def _scrubbed(value: Any) -> Any:
@@ -443,21 +419,14 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 @_guarded
 def cmd_sync(args: argparse.Namespace) -> int:
-    import boto3
-
-    from gitmirror.adapters.aws.queue import enqueue, make_job
+    from gitmirror.adapters.aws.queue import SqsJobQueue
     from gitmirror.manage.mirrors import request_sync
     from gitmirror.values import Trigger
 
     settings = _settings(args)
     if not settings.queue_url:
         raise UsageError("no sync queue configured: set QUEUE_URL or pass --queue-url")
-    sqs = boto3.client("sqs", region_name=_region(), config=_boto_config())
-
-    def send(mirror_id: str, trigger: Trigger, delivery_id: str | None) -> None:
-        enqueue(settings.queue_url, make_job(mirror_id, trigger, delivery_id), client=sqs)
-
-    outcome = request_sync(args.mirror_id, _store(settings), send, Trigger.MANUAL)
+    outcome = request_sync(args.mirror_id, _store(settings), SqsJobQueue(settings.queue_url), Trigger.MANUAL)
     if args.json:
         _emit_json({"mirror": args.mirror_id, "queued": outcome.queued, "reason": outcome.reason})
     elif outcome.queued:

@@ -10,7 +10,27 @@ from gitmirror_dev.serve import make_server
 from gitmirror_dev.stack import local_stack, run_poller_forever
 
 
+def _serve_environment() -> None:
+    """Defaults for what `serve` runs: the Powertools variables template.yaml sets, and, against a local
+    endpoint, the table and queue names `local init` creates. Anything set already wins; a variable still
+    missing fails the handlers' cold start with a message naming it."""
+    import os
+
+    from gitmirror.settings import ApiSettings, WebhookSettings, required_variable_names
+    from gitmirror_dev.lambdas import POWERTOOLS_DEFAULTS
+    from gitmirror_dev.moto_stack import local_environment
+
+    for key, value in POWERTOOLS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        local = local_environment(endpoint)
+        for name in {*required_variable_names(WebhookSettings), *required_variable_names(ApiSettings)}:
+            os.environ.setdefault(name, local[name])
+
+
 def serve(args: argparse.Namespace) -> int:
+    _serve_environment()
     server = make_server(args.host, args.port)
     print(
         f"gitmirror serve: http://{args.host}:{server.server_address[1]} (webhooks and management API)",
@@ -31,10 +51,10 @@ def local_init(args: argparse.Namespace) -> int:
 
     from botocore.exceptions import ClientError
 
-    from gitmirror.settings import Settings
+    from gitmirror.settings import CliSettings, load
     from gitmirror_dev.moto_stack import create_resources
 
-    settings = Settings.from_env()
+    settings = load(CliSettings)
     if not settings.queue_url:
         print("gitmirror: error: set QUEUE_URL (and MIRRORS_TABLE, RUNS_TABLE, IDEMPOTENCY_TABLE)")
         return 2

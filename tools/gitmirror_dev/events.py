@@ -28,9 +28,11 @@ from urllib.parse import quote_plus
 from gitmirror.errors import UsageError
 from gitmirror.records import SyncJob
 from gitmirror.values import Trigger
-from gitmirror.webhook.signatures import sign_gitea, sign_github
+from gitmirror_dev import lambda_events
+from gitmirror_dev.lambda_events import Gateway
+from gitmirror_dev.signing import sign_gitea, sign_github
 
-__all__ = ["FIXED_NOW", "WEBHOOK_FILES", "EventSpec", "find_shared_webhooks", "generate", "invoke", "main"]
+__all__ = ["FIXED_NOW", "WEBHOOK_FILES", "EventSpec", "find_shared_webhooks", "generate", "main"]
 
 # 2023-11-14T22:13:20Z: the instant every generated event claims (also the webhook-timestamp used in
 # ../shared/webhooks/HEADERS.md). Pass `now` to generate() for another one.
@@ -108,11 +110,7 @@ def delivery_ids() -> dict[str, str]:
 # --------------------------------------------------------------------------- API Gateway (HTTP API 2.0)
 
 
-def _body_fields(body: bytes) -> dict[str, Any]:
-    try:
-        return {"body": body.decode("utf-8"), "isBase64Encoded": False}
-    except UnicodeDecodeError:
-        return {"body": base64.b64encode(body).decode("ascii"), "isBase64Encoded": True}
+GATEWAY = Gateway(account_id=ACCOUNT_ID, region=REGION, api_id=API_ID, domain=DOMAIN, source_ip=CALLER_IP)
 
 
 def http_api_event(
@@ -128,77 +126,21 @@ def http_api_event(
     query: dict[str, str] | None = None,
     iam: bool = False,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload 2.0 event for `route` (as the template's routes produce them).
-
-    Header names are lowercase, as API Gateway delivers them; `iam` adds the
-    `requestContext.authorizer.iam` block API Gateway sets on routes with the AWS_IAM authorizer.
-    """
-    all_headers = {k.lower(): v for k, v in headers.items()}
-    all_headers.update(
-        {
-            "content-length": str(len(body or b"")),
-            "host": DOMAIN,
-            "x-amzn-trace-id": "Root=1-" + hashlib.sha256(f"trace:{name}".encode()).hexdigest()[:32],
-            "x-forwarded-for": CALLER_IP,
-            "x-forwarded-port": "443",
-            "x-forwarded-proto": "https",
-        }
+    """The HTTP API event of one sample, with the sample's fixed request id and trace."""
+    return lambda_events.http_api_event(
+        method,
+        path,
+        headers,
+        body,
+        now=now,
+        request_id=_request_id(name),
+        trace_seed=name,
+        route=route,
+        gateway=GATEWAY,
+        query=query,
+        path_parameters=path_parameters,
+        iam_user_arn=IAM_USER_ARN if iam else None,
     )
-    if body is None:
-        del all_headers["content-length"]
-    raw_query = "&".join(f"{k}={v}" for k, v in (query or {}).items())
-    context: dict[str, Any] = {
-        "accountId": ACCOUNT_ID,
-        "apiId": API_ID,
-    }
-    if iam:
-        user_id = "AIDA" + hashlib.sha256(b"gitmirror-operator").hexdigest()[:17].upper()
-        context["authorizer"] = {
-            "iam": {
-                "accessKey": "AKIAIOSFODNN7EXAMPLE",
-                "accountId": ACCOUNT_ID,
-                "callerId": user_id,
-                "cognitoIdentity": None,
-                "principalOrgId": None,
-                "userArn": IAM_USER_ARN,
-                "userId": user_id,
-            }
-        }
-    context.update(
-        {
-            "domainName": DOMAIN,
-            "domainPrefix": API_ID,
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": CALLER_IP,
-                "userAgent": all_headers.get("user-agent", ""),
-            },
-            "requestId": _request_id(name),
-            "routeKey": route,
-            "stage": "$default",
-            "time": dt.datetime.fromtimestamp(now, dt.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": now * 1000,
-        }
-    )
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route,
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": dict(sorted(all_headers.items())),
-    }
-    if query:
-        event["queryStringParameters"] = dict(query)
-    event["requestContext"] = context
-    if path_parameters:
-        event["pathParameters"] = dict(path_parameters)
-    if body is not None:
-        event.update(_body_fields(body))
-    else:
-        event["isBase64Encoded"] = False
-    return event
 
 
 # --------------------------------------------------------------------------- webhooks
@@ -415,51 +357,40 @@ def _api_runs(_bodies: dict[str, bytes], _secret: str, now: int) -> dict[str, An
 
 def _worker_job(_bodies: dict[str, bytes], _secret: str, now: int) -> dict[str, Any]:
     """The SQS FIFO event Lambda sends the worker for the job the GitHub push event enqueues."""
-    from gitmirror.adapters.aws.queue import deduplication_id
+    from gitmirror.jobs import deduplication_id
 
     delivery = delivery_ids()["github-push"]
     job = SyncJob(mirror_id=MIRROR_ID, trigger=Trigger.WEBHOOK, delivery_id=delivery, enqueued_at=_iso(now))
     body = job.model_dump_json()
     millis = str(now * 1000)
-    return {
-        "Records": [
-            {
-                "messageId": fixed_uuid("sqs-message:worker-job"),
-                "receiptHandle": "AQEB"
-                + base64.b64encode(hashlib.sha512(b"receipt:worker-job").digest()).decode(),
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": millis,
-                    "SequenceNumber": "18882000000000000000",
-                    "MessageGroupId": MIRROR_ID,
-                    "SenderId": "AROAEXAMPLEROLEID12345:gitmirror-WebhookFunction-EXAMPLE",
-                    "MessageDeduplicationId": deduplication_id(MIRROR_ID, delivery),
-                    "ApproximateFirstReceiveTimestamp": str(now * 1000 + 25),
-                },
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": QUEUE_ARN,
-                "awsRegion": REGION,
-            }
-        ]
-    }
+    record = lambda_events.sqs_record(
+        message_id=fixed_uuid("sqs-message:worker-job"),
+        receipt_handle="AQEB" + base64.b64encode(hashlib.sha512(b"receipt:worker-job").digest()).decode(),
+        body=body,
+        attributes={
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": millis,
+            "SequenceNumber": "18882000000000000000",
+            "MessageGroupId": MIRROR_ID,
+            "SenderId": "AROAEXAMPLEROLEID12345:gitmirror-WebhookFunction-EXAMPLE",
+            "MessageDeduplicationId": deduplication_id(job),
+            "ApproximateFirstReceiveTimestamp": str(now * 1000 + 25),
+        },
+        queue_arn=QUEUE_ARN,
+        md5_of_body=hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+    )
+    return {"Records": [record]}
 
 
 def _scheduler_tick(_bodies: dict[str, bytes], _secret: str, now: int) -> dict[str, Any]:
     """The EventBridge "Scheduled Event" the template's SyncSchedule rule sends the scheduler."""
-    return {
-        "version": "0",
-        "id": fixed_uuid("schedule:tick"),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT_ID,
-        "time": dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
-        "resources": [SCHEDULE_RULE_ARN],
-        "detail": {},
-    }
+    return lambda_events.schedule_event(
+        event_id=fixed_uuid("schedule:tick"),
+        now=now,
+        rule_arn=SCHEDULE_RULE_ARN,
+        account_id=ACCOUNT_ID,
+        region=REGION,
+    )
 
 
 EVENTS: tuple[EventSpec, ...] = (
@@ -563,30 +494,3 @@ def main(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- docker-free invocation
-
-
-# As template.yaml's Globals set them (tracing off: no X-Ray daemon outside Lambda).
-POWERTOOLS_DEFAULTS = {
-    "POWERTOOLS_SERVICE_NAME": "gitmirror",
-    "POWERTOOLS_METRICS_NAMESPACE": "gitmirror",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-}
-
-
-def invoke(function: str, event: Path | str | dict[str, Any]) -> Any:
-    """Run functions/<function>/app.py's handler on an event file (or dict), as `sam local invoke` would.
-
-    Uses the process environment (MIRRORS_TABLE, QUEUE_URL, AWS_ENDPOINT_URL, ...), e.g. the exports
-    `gitmirror local up` prints; the Powertools variables template.yaml gives every function are set
-    when absent (without a metrics namespace the handlers' metrics flush fails).
-    """
-    import os
-
-    from gitmirror_dev.lambdas import LambdaContext, load_function
-
-    for key, value in POWERTOOLS_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-
-    data = event if isinstance(event, dict) else json.loads(Path(event).read_text(encoding="utf-8"))
-    module = load_function(function)
-    return module.lambda_handler(data, LambdaContext(function_name=f"gitmirror-{function}"))

@@ -14,6 +14,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
+from gitmirror_dev import lambda_events
+
 FUNCTIONS = ("webhook", "worker", "api", "scheduler")
 
 
@@ -62,95 +64,63 @@ def http_event(
     source_ip: str = "127.0.0.1",
     iam_user_arn: str | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event."""
+    """An API Gateway HTTP API (payload format 2.0) event for a request made now."""
     parts = urlsplit(url_path)
-    lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        text = body.decode("utf-8")
-        encoded = False
-    except UnicodeDecodeError:
-        text = base64.b64encode(body).decode()
-        encoded = True
     query: dict[str, str] = {}
     for pair in filter(None, parts.query.split("&")):
         k, _, v = pair.partition("=")
         query[k] = v
-    context: dict[str, Any] = {
-        "accountId": "123456789012",
-        "apiId": "local",
-        "domainName": "localhost",
-        "domainPrefix": "localhost",
-        "http": {
-            "method": method,
-            "path": parts.path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": source_ip,
-            "userAgent": lowered.get("user-agent", ""),
-        },
-        "requestId": str(uuid.uuid4()),
-        "routeKey": "$default",
-        "stage": "$default",
-        "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
-        "timeEpoch": int(time.time() * 1000),
-    }
-    if iam_user_arn:
-        context["authorizer"] = {"iam": {"userArn": iam_user_arn, "accountId": "123456789012"}}
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": parts.path,
-        "rawQueryString": parts.query,
-        "headers": lowered,
-        **({"queryStringParameters": query} if query else {}),
-        "requestContext": context,
-        "body": text,
-        "isBase64Encoded": encoded,
-    }
+    request_id = str(uuid.uuid4())
+    return lambda_events.http_api_event(
+        method,
+        parts.path,
+        headers,
+        body,
+        now=int(time.time()),
+        request_id=request_id,
+        trace_seed=request_id,
+        gateway=lambda_events.Gateway(source_ip=source_ip),
+        raw_query=parts.query,
+        query=query or None,
+        iam_user_arn=iam_user_arn,
+    )
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     """The event Lambda's SQS event source sends for received messages."""
+    now_ms = str(int(time.time() * 1000))
     records = []
     for m in messages:
         attrs = m.get("Attributes", {})
         records.append(
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {
+            lambda_events.sqs_record(
+                message_id=m["MessageId"],
+                receipt_handle=m["ReceiptHandle"],
+                body=m["Body"],
+                attributes={
                     "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": attrs.get("SentTimestamp", str(int(time.time() * 1000))),
+                    "SentTimestamp": attrs.get("SentTimestamp", now_ms),
                     "SenderId": attrs.get("SenderId", "local"),
-                    "ApproximateFirstReceiveTimestamp": attrs.get(
-                        "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
-                    ),
+                    "ApproximateFirstReceiveTimestamp": attrs.get("ApproximateFirstReceiveTimestamp", now_ms),
                     "SequenceNumber": attrs.get("SequenceNumber", "1"),
                     "MessageGroupId": attrs.get("MessageGroupId", ""),
                     "MessageDeduplicationId": attrs.get("MessageDeduplicationId", ""),
                 },
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": queue_arn.split(":")[3] if queue_arn.count(":") >= 5 else "us-east-1",
-            }
+                queue_arn=queue_arn,
+                md5_of_body=m.get("MD5OfBody", ""),
+            )
         )
     return {"Records": records}
 
 
 def schedule_event() -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/gitmirror-sync-schedule"],
-        "detail": {},
-    }
+    return lambda_events.schedule_event(
+        event_id=str(uuid.uuid4()),
+        now=int(time.time()),
+        rule_arn="arn:aws:events:us-east-1:123456789012:rule/gitmirror-sync-schedule",
+        account_id="123456789012",
+        region="us-east-1",
+    )
 
 
 class QueuePoller:
@@ -212,3 +182,28 @@ def invoke_http(module: ModuleType, event: dict[str, Any]) -> tuple[int, dict[st
 
 def parse_json(raw: bytes) -> Any:
     return json.loads(raw.decode() or "null")
+
+
+# As template.yaml's Globals set them (tracing off: no X-Ray daemon outside Lambda).
+POWERTOOLS_DEFAULTS = {
+    "POWERTOOLS_SERVICE_NAME": "gitmirror",
+    "POWERTOOLS_METRICS_NAMESPACE": "gitmirror",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+def invoke(function: str, event: Path | str | dict[str, Any]) -> Any:
+    """Run functions/<function>/app.py's handler on an event file (or dict), as `sam local invoke` would.
+
+    Uses the process environment (MIRRORS_TABLE, QUEUE_URL, AWS_ENDPOINT_URL, ...), e.g. the exports
+    `gitmirror local up` prints; the Powertools variables template.yaml gives every function are set
+    when absent (without a metrics namespace the handlers' metrics flush fails).
+    """
+    import os
+
+    for key, value in POWERTOOLS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+    data = event if isinstance(event, dict) else json.loads(Path(event).read_text(encoding="utf-8"))
+    module = load_function(function)
+    return module.lambda_handler(data, LambdaContext(function_name=f"gitmirror-{function}"))

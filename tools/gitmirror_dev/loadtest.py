@@ -18,10 +18,10 @@ from typing import Any
 from gitmirror.manage.mirrors import create_mirror
 from gitmirror.records import MirrorSpec
 from gitmirror.values import Provider, parse_iso
-from gitmirror.webhook.signatures import sign_github
 from gitmirror_dev import samples
 from gitmirror_dev.lambdas import QueuePoller, load_function
 from gitmirror_dev.moto_stack import put_secret
+from gitmirror_dev.signing import sign_github
 from gitmirror_dev.stack import SOURCE_USER, TARGET_USER, WEBHOOK_SECRET, Stack, github_push_body
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gitmirror.settings import Settings
+from gitmirror.settings import CliSettings
 
 REGION = "us-east-1"
 
@@ -59,7 +59,7 @@ def local_environment(endpoint: str, prefix: str = "gitmirror") -> dict[str, str
     }
 
 
-def create_resources(settings: Settings, session: Any = None) -> dict[str, str]:
+def create_resources(settings: CliSettings, session: Any = None) -> dict[str, str]:
     """Create the tables (with the GSI and TTLs), the FIFO queue and its DLQ, as template.yaml does."""
     import boto3
 

@@ -23,14 +23,14 @@ from typing import Any
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.manage.mirrors import create_mirror
 from gitmirror.records import Mirror, MirrorSpec
-from gitmirror.settings import Settings
+from gitmirror.settings import CliSettings, load
 from gitmirror.values import Provider
-from gitmirror.webhook.signatures import sign_github
 from gitmirror_dev import samples
 from gitmirror_dev.gitserver import GitHTTPServer
 from gitmirror_dev.lambdas import QueuePoller, load_function
 from gitmirror_dev.moto_stack import create_resources, local_environment, moto_server, put_secret
 from gitmirror_dev.serve import serve_in_thread
+from gitmirror_dev.signing import sign_github
 
 SOURCE_USER, TARGET_USER = "upstream-bot", "downstream-bot"
 WEBHOOK_SECRET = "gitmirror-demo-webhook-secret"
@@ -65,7 +65,7 @@ class Stack:
     api_url: str
     source: GitHTTPServer
     target: GitHTTPServer
-    settings: Settings
+    settings: CliSettings
     store: MirrorStore
     poller: QueuePoller
     source_token: str = field(repr=False)
@@ -134,7 +134,7 @@ def local_stack(*, sample: str = "auto", port: int = 0) -> Iterator[Stack]:
         ):
             os.environ.update(local_environment(endpoint, "gitmirror-local"))
             os.environ["RETRY_BASE_SECONDS"] = "1"
-            settings = Settings.from_env()
+            settings = load(CliSettings)
             create_resources(settings)
             upstream = source.create_bare("upstream.git")
             target.create_bare("downstream.git")

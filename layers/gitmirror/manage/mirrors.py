@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import secrets as pysecrets
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitmirror.adapters.aws.mirror_table import MAX_LEASE_SECONDS, MirrorNotFound, MirrorStore
-from gitmirror.errors import UsageError
+from gitmirror.errors import MirrorNotFound, UsageError
+from gitmirror.jobs import queue_sync
 from gitmirror.mirror.credentials import is_codecommit
 from gitmirror.mirror.urls import NetworkPolicy, has_userinfo, parse_remote
-from gitmirror.records import Mirror, MirrorSettings, MirrorSpec, source_keys
-from gitmirror.values import AuthMethod, Trigger, UpdateStatus, iso, parse_iso, utcnow
+from gitmirror.ports import JobQueue, MirrorRepository
+from gitmirror.records import Mirror, MirrorSettings, MirrorSpec, check_secret_prefix, source_keys
+from gitmirror.values import AuthMethod, Trigger, iso, utcnow
 
 
 def check_remote_url(value: str, policy: NetworkPolicy, what: str) -> str:
@@ -30,13 +29,9 @@ def _slug(spec: MirrorSpec) -> str:
     return f"{base}-{pysecrets.token_hex(3)}"
 
 
-def _check_secret_prefix(names: list[str | None], prefix: str) -> None:
-    for name in names:
-        if name and prefix and not name.startswith(prefix):
-            raise UsageError(f"secret {name!r} must start with the deployment's prefix {prefix!r}")
-
-
-def create_mirror(spec: MirrorSpec, store: MirrorStore, policy: NetworkPolicy, secrets_prefix: str) -> Mirror:
+def create_mirror(
+    spec: MirrorSpec, store: MirrorRepository, policy: NetworkPolicy, secrets_prefix: str
+) -> Mirror:
     source_url = check_remote_url(spec.source_url, policy, "source_url")
     target_url = check_remote_url(spec.url, policy, "url")
     if not (spec.source_repo_id or spec.source_full_name):
@@ -45,7 +40,8 @@ def create_mirror(spec: MirrorSpec, store: MirrorStore, policy: NetworkPolicy, s
         raise UsageError("auth_method iam needs a git-codecommit.<region>.amazonaws.com target url")
     if spec.auth_method == AuthMethod.PASSWORD and not spec.target_secret:
         raise UsageError("auth_method password needs target_secret (the name of a Secrets Manager secret)")
-    _check_secret_prefix([spec.source_secret, spec.target_secret, spec.webhook_secret], secrets_prefix)
+    for name in (spec.source_secret, spec.target_secret, spec.webhook_secret):
+        check_secret_prefix(name, secrets_prefix)
     now = iso(utcnow())
     mirror = Mirror(
         id=spec.id or _slug(spec),
@@ -70,13 +66,14 @@ def create_mirror(spec: MirrorSpec, store: MirrorStore, policy: NetworkPolicy, s
     return mirror
 
 
-def update_mirror(mirror_id: str, changes: MirrorSettings, store: MirrorStore, secrets_prefix: str) -> Mirror:
+def update_mirror(
+    mirror_id: str, changes: MirrorSettings, store: MirrorRepository, secrets_prefix: str
+) -> Mirror:
     given = changes.model_dump(include=changes.model_fields_set)
     if not given:
         raise UsageError("nothing to change")
-    _check_secret_prefix(
-        [given.get(k) for k in ("source_secret", "target_secret", "webhook_secret")], secrets_prefix
-    )
+    for key in ("source_secret", "target_secret", "webhook_secret"):
+        check_secret_prefix(given.get(key), secrets_prefix)
     if "enabled" in given and given["enabled"] is None:
         raise UsageError("enabled must be true or false")
     if "keep_divergent_refs" in given and given["keep_divergent_refs"] is None:
@@ -98,44 +95,30 @@ class SyncRequest:
     mirror: Mirror
 
 
-def _pending(mirror: Mirror, now: dt.datetime) -> str | None:
-    stamp = {
-        UpdateStatus.SCHEDULED: mirror.last_scheduled_at,
-        UpdateStatus.STARTED: mirror.last_update_started_at,
-    }.get(mirror.update_status)
-    if stamp and now - parse_iso(stamp) < dt.timedelta(seconds=MAX_LEASE_SECONDS):
-        return f"a run is already {mirror.update_status.value}"
-    return None
-
-
-def request_sync(
-    mirror_id: str, store: MirrorStore, enqueue: Callable[[str, Trigger, str | None], None], trigger: Trigger
-) -> SyncRequest:
+def request_sync(mirror_id: str, store: MirrorRepository, queue: JobQueue, trigger: Trigger) -> SyncRequest:
     """GitLab's "Update now": queue a run unless one is already scheduled or started."""
     mirror = store.get(mirror_id)
     if mirror is None:
         raise MirrorNotFound(mirror_id)
     if not mirror.enabled:
         raise UsageError("the mirror is disabled; enable it first")
-    pending = _pending(mirror, utcnow())
+    pending = mirror.pending_run()
     if pending:
         return SyncRequest(False, pending, mirror)
-    enqueue(mirror.id, trigger, None)
+    queue_sync(queue, mirror.id, trigger)
     store.mark_scheduled(mirror.id)
     return SyncRequest(True, "queued", store.get(mirror.id) or mirror)
 
 
-def schedule_all(
-    store: MirrorStore, enqueue: Callable[[str, Trigger, str | None], None]
-) -> tuple[list[str], list[str]]:
+def schedule_all(store: MirrorRepository, queue: JobQueue) -> tuple[list[str], list[str]]:
     """The safety net: queue a sync for every enabled mirror that has nothing pending."""
     queued, skipped = [], []
     now = utcnow()
     for mirror in store.list_mirrors():
-        if not mirror.enabled or _pending(mirror, now):
+        if not mirror.enabled or mirror.pending_run(now):
             skipped.append(mirror.id)
             continue
-        enqueue(mirror.id, Trigger.SCHEDULE, None)
+        queue_sync(queue, mirror.id, Trigger.SCHEDULE)
         store.mark_scheduled(mirror.id)
         queued.append(mirror.id)
     return queued, skipped

@@ -137,3 +137,27 @@ def from_env_token(remote: RemoteURL, token: str | None, username: str | None) -
     if remote.username is not None or remote.password is not None:
         return StaticCredentials(remote.username or "", remote.password or "")
     return Anonymous()
+
+
+class SecretCredentials:
+    """Credentials read from a named secret (any SecretSource); `refresh()` forces a re-read after a 401
+    (a rotated secret)."""
+
+    def __init__(self, source: SecretReader, name: str) -> None:
+        self.source = source
+        self.name = name
+        self._force = False
+
+    def refresh(self) -> None:
+        self._force = True
+
+    def credentials_for(self, remote: RemoteURL) -> BasicCredentials | None:
+        creds = self.source.git_credentials(self.name, force=self._force)
+        self._force = False
+        return creds
+
+
+class SecretReader(Protocol):
+    """The part of gitmirror.ports.SecretSource git credentials need."""
+
+    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials: ...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -107,18 +106,6 @@ class NetworkPolicy:
     allow_loopback: bool = False
     allow_private: bool = False
     allow_local_paths: bool = False
-
-    @classmethod
-    def from_env(cls) -> NetworkPolicy:
-        def flag(name: str) -> bool:
-            return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
-
-        return cls(
-            allow_insecure_http=flag("ALLOW_INSECURE_HTTP"),
-            allow_loopback=flag("ALLOW_LOOPBACK"),
-            allow_private=flag("ALLOW_PRIVATE_NETWORKS"),
-            allow_local_paths=flag("ALLOW_LOCAL_PATHS"),
-        )
 
     def check_address(self, address: str) -> None:
         ip = ipaddress.ip_address(address)

@@ -6,17 +6,28 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitmirror.adapters.aws.mirror_table import MAX_LEASE_SECONDS, MirrorStore, new_run_id
-from gitmirror.adapters.aws.secrets_manager import SecretCredentials
 from gitmirror.errors import UsageError
-from gitmirror.mirror.credentials import Anonymous, CodeCommitIAM, CredentialProvider
+from gitmirror.jobs import retry_delay
+from gitmirror.mirror.credentials import Anonymous, CodeCommitIAM, CredentialProvider, SecretCredentials
 from gitmirror.mirror.engine import sync_mirror
 from gitmirror.mirror.transport import Remote
 from gitmirror.mirror.urls import parse_remote
-from gitmirror.records import Mirror, RunRecord, SyncJob
+from gitmirror.ports import MirrorRepository, SecretSource
+from gitmirror.records import Mirror, RunRecord, SyncJob, check_secret_prefix
 from gitmirror.scrub import scrub
-from gitmirror.settings import Settings
-from gitmirror.values import Action, AuthMethod, RunStatus, SyncResult, UpdateStatus, iso, parse_iso, utcnow
+from gitmirror.settings import WorkerSettings
+from gitmirror.values import (
+    MAX_LEASE_SECONDS,
+    Action,
+    AuthMethod,
+    RunStatus,
+    SyncResult,
+    UpdateStatus,
+    iso,
+    new_run_id,
+    parse_iso,
+    utcnow,
+)
 
 DIVERGED = "Some refs have diverged and have not been updated on the remote:"
 REJECTED = "Some refs were rejected by the remote:"
@@ -45,22 +56,28 @@ class _RunClock:
         return self.remaining_ms() / 1000.0 - SAFETY_SECONDS
 
 
-def _provider(secret_name: str | None, settings: Settings) -> CredentialProvider:
-    if not secret_name:
-        return Anonymous()
-    if settings.secrets_prefix and not secret_name.startswith(settings.secrets_prefix):
-        raise UsageError(f"secret {secret_name!r} is outside the allowed prefix {settings.secrets_prefix!r}")
-    return SecretCredentials(secret_name)
+class _Credentials:
+    """Credential providers of one run, from the mirror's secret names."""
+
+    def __init__(self, secrets: SecretSource, settings: WorkerSettings) -> None:
+        self.secrets = secrets
+        self.settings = settings
+
+    def named(self, secret_name: str | None) -> CredentialProvider:
+        if not secret_name:
+            return Anonymous()
+        check_secret_prefix(secret_name, self.settings.secrets_prefix)
+        return SecretCredentials(self.secrets, secret_name)
 
 
-def _target_provider(mirror: Mirror, settings: Settings) -> CredentialProvider:
+def _target_provider(mirror: Mirror, creds: _Credentials) -> CredentialProvider:
     if mirror.auth_method == AuthMethod.IAM:
         return CodeCommitIAM()
     if mirror.auth_method == AuthMethod.NONE:
         return Anonymous()
     if not mirror.target_secret:
         raise UsageError("the mirror has no target_secret; set one or use auth_method iam for CodeCommit")
-    return _provider(mirror.target_secret, settings)
+    return creds.named(mirror.target_secret)
 
 
 def covered_by_later_run(mirror: Mirror, job: SyncJob, now: dt.datetime) -> str | None:
@@ -107,8 +124,9 @@ def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
 
 def run_job(
     job: SyncJob,
-    store: MirrorStore,
-    settings: Settings,
+    store: MirrorRepository,
+    secrets: SecretSource,
+    settings: WorkerSettings,
     *,
     attempt: int = 1,
     remaining_ms: Callable[[], int] | None = None,
@@ -131,12 +149,12 @@ def run_job(
             "busy",
             "another run of this mirror holds the lease",
             retry=True,
-            retry_after_seconds=2 * settings.retry_base_seconds,
+            retry_after_seconds=retry_delay(settings.retry_base_seconds, 2),
         )
 
     started_at = iso(now)
     try:
-        result = _sync(mirror, settings, clock, workdir_parent)
+        result = _sync(mirror, _Credentials(secrets, settings), settings, clock, workdir_parent)
     except Exception as exc:  # noqa: BLE001 - any crash must still release the lease with a status
         result = SyncResult(
             status=RunStatus.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}")
@@ -172,14 +190,20 @@ def run_job(
         reason,
         result=result,
         retry=retry,
-        retry_after_seconds=settings.retry_base_seconds * 2 ** (attempt - 1),
+        retry_after_seconds=retry_delay(settings.retry_base_seconds, attempt),
     )
 
 
-def _sync(mirror: Mirror, settings: Settings, clock: _RunClock, workdir_parent: str | None) -> SyncResult:
+def _sync(
+    mirror: Mirror,
+    creds: _Credentials,
+    settings: WorkerSettings,
+    clock: _RunClock,
+    workdir_parent: str | None,
+) -> SyncResult:
     try:
-        source_creds = _provider(mirror.source_secret, settings)
-        target_creds = _target_provider(mirror, settings)
+        source_creds = creds.named(mirror.source_secret)
+        target_creds = _target_provider(mirror, creds)
         source = Remote(parse_remote(mirror.source_url), source_creds, policy=settings.policy)
         target = Remote(parse_remote(mirror.url), target_creds, policy=settings.policy)
     except UsageError as exc:

@@ -1,7 +1,7 @@
 """Parsing of push webhook deliveries from GitHub, GitLab and Gitea.
 
 Only the fields the mirror uses are read; everything else in a payload is ignored. Payload
-shapes follow the real deliveries in ``/work/shared/webhooks`` (see ``SOURCES.md`` there).
+shapes follow the real deliveries in ``tests/fixtures/webhooks`` (see ``SOURCES.md`` there).
 
 Typical receiver flow (signatures are checked on the *raw* bytes, before parsing):
 
@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from gitmirror.errors import WebhookPayloadError
 from gitmirror.values import Provider
 from gitmirror.webhook.signatures import form_payload, get_header
 
@@ -41,14 +42,6 @@ __all__ = [
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _MAX_REF_LENGTH = 1024
-
-
-class WebhookPayloadError(ValueError):
-    """The delivery cannot be parsed (body, headers, or payload not matching its event).
-
-    ``str(error)`` is short and safe to return to the sender: it names headers or fields, never
-    values from the body.
-    """
 
 
 class PushEvent(BaseModel):

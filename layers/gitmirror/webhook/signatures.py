@@ -9,11 +9,14 @@ Secrets are encoded as UTF-8 before use. An empty secret is refused (``Signature
 Gitea sends ``X-Gitea-Signature`` as an empty string when no secret is configured, and a
 mirror without a secret must not accept deliveries.
 
+Only verification lives here (the runtime); the signers the tests, the local stack and the events
+generator use are in ``gitmirror_dev.signing``, built on the same digest functions.
+
 Header mappings (``headers`` arguments) are looked up case-insensitively with
 :func:`get_header`, so the raw mapping from an HTTP framework, API Gateway (mixed case)
 or a Lambda function URL (lowercased) can be passed as is.
 
-Sources for the formats: ``/work/shared/webhooks/HEADERS.md`` (GitHub docs "Validating
+Sources for the formats: ``tests/fixtures/webhooks/HEADERS.md`` (GitHub docs "Validating
 webhook deliveries", Gitea ``services/webhook/deliver.go``, GitLab ``web_hook_service.rb``
 and the Standard Webhooks spec used by GitLab's signing token).
 """
@@ -29,13 +32,15 @@ import time
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
+from gitmirror.errors import SignatureError
+
 __all__ = [
     "STANDARD_WEBHOOK_TOLERANCE_SECONDS",
     "SignatureError",
     "get_header",
-    "sign_gitea",
-    "sign_github",
-    "sign_standard_webhook",
+    "hmac_sha256_hex",
+    "signing_key",
+    "standard_webhook_digest",
     "verify_gitea_signature",
     "verify_github_signature",
     "verify_gitlab",
@@ -48,14 +53,6 @@ _SIGNING_TOKEN_PREFIX = "whsec_"
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-
-
-class SignatureError(Exception):
-    """The delivery could not be authenticated.
-
-    ``str(error)`` is a short fixed sentence that is safe to log or return to the caller:
-    it never contains the secret, a digest, a received header value or the body.
-    """
 
 
 def get_header(headers: Mapping[str, str], name: str) -> str | None:
@@ -80,7 +77,7 @@ def _secret_bytes(secret: str) -> bytes:
     return secret.encode("utf-8")
 
 
-def _hmac_sha256_hex(secret: str, body: bytes) -> str:
+def hmac_sha256_hex(secret: str, body: bytes) -> str:
     return hmac.new(_secret_bytes(secret), body, hashlib.sha256).hexdigest()
 
 
@@ -88,17 +85,12 @@ def _check_hex_digest(body: bytes, provided_hex: str, secret: str) -> None:
     provided_hex = provided_hex.strip()
     if not _HEX_SHA256.fullmatch(provided_hex):
         raise SignatureError("malformed signature header")
-    expected = _hmac_sha256_hex(secret, body)
+    expected = hmac_sha256_hex(secret, body)
     if not hmac.compare_digest(expected, provided_hex.lower()):
         raise SignatureError("signature mismatch")
 
 
 # --------------------------------------------------------------------------- GitHub
-
-
-def sign_github(body: bytes, secret: str) -> str:
-    """Return the ``X-Hub-Signature-256`` header value (``sha256=<hex>``) for ``body``."""
-    return "sha256=" + _hmac_sha256_hex(secret, body)
 
 
 def verify_github_signature(body: bytes, signature_header: str | None, secret: str) -> None:
@@ -117,11 +109,6 @@ def verify_github_signature(body: bytes, signature_header: str | None, secret: s
 
 
 # --------------------------------------------------------------------------- Gitea
-
-
-def sign_gitea(body: bytes, secret: str) -> str:
-    """Return the ``X-Gitea-Signature`` header value (bare lowercase hex) for ``body``."""
-    return _hmac_sha256_hex(secret, body)
 
 
 def form_payload(headers: Mapping[str, str], body: bytes) -> bytes:
@@ -190,7 +177,7 @@ def verify_gitlab_token(token_header: str | None, secret: str) -> None:
         raise SignatureError("token mismatch")
 
 
-def _signing_key(signing_token: str) -> bytes:
+def signing_key(signing_token: str) -> bytes:
     """Key bytes of a ``whsec_<base64>`` signing token (the base64 part, decoded)."""
     if not signing_token.startswith(_SIGNING_TOKEN_PREFIX):
         raise SignatureError("invalid signing token")
@@ -204,15 +191,9 @@ def _signing_key(signing_token: str) -> bytes:
     return key
 
 
-def _standard_webhook_digest(key: bytes, webhook_id: str, timestamp: str, body: bytes) -> str:
+def standard_webhook_digest(key: bytes, webhook_id: str, timestamp: str, body: bytes) -> str:
     message = f"{webhook_id}.{timestamp}.".encode() + body
     return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode("ascii")
-
-
-def sign_standard_webhook(body: bytes, webhook_id: str, timestamp: str | int, signing_token: str) -> str:
-    """Return a ``webhook-signature`` header value (``v1,<base64>``) for a Standard Webhooks delivery."""
-    key = _signing_key(signing_token)
-    return "v1," + _standard_webhook_digest(key, webhook_id, str(timestamp), body)
 
 
 def verify_standard_webhook(
@@ -234,7 +215,7 @@ def verify_standard_webhook(
     any ``v1`` entry that matches is enough. ``timestamp`` must be a plain decimal number of unix
     seconds within ``tolerance_seconds`` of ``now`` (default: ``time.time()``), in either direction.
     """
-    key = _signing_key(signing_token)
+    key = signing_key(signing_token)
     if not webhook_id or not timestamp or not signature_header:
         raise SignatureError("missing signature headers")
     timestamp = timestamp.strip()
@@ -246,7 +227,7 @@ def verify_standard_webhook(
         raise SignatureError("timestamp too old")
     if sent_at > current + tolerance_seconds:
         raise SignatureError("timestamp too new")
-    expected = _standard_webhook_digest(key, webhook_id, timestamp, body)
+    expected = standard_webhook_digest(key, webhook_id, timestamp, body)
     matched = False
     for entry in signature_header.split(" "):
         version, sep, signature = entry.partition(",")

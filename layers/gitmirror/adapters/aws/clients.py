@@ -1,5 +1,8 @@
-"""One cached boto3 client/resource factory per AWS service, keyed by the endpoint and region in force
-(so a process that switches endpoints, like the local stack and the tests, never talks to a stale one)."""
+"""One cached boto3 client/resource per AWS service, all with the same retry and timeout configuration.
+
+Keyed by the endpoint and region in force, so a process that switches endpoints (the local stack, the
+tests) never talks to a stale one.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +10,42 @@ import functools
 import os
 from typing import Any
 
+# Standard retry mode (exponential backoff with jitter, retries throttling and transient errors) with a
+# bounded number of attempts and timeouts that fail fast: a Lambda has little time to wait on a socket.
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 30
+MAX_ATTEMPTS = 3
+
+
+@functools.cache
+def config() -> Any:
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    )
+
 
 def _where() -> tuple[str, str]:
-    return os.environ.get("AWS_ENDPOINT_URL", ""), os.environ.get("AWS_REGION") or os.environ.get(
-        "AWS_DEFAULT_REGION", ""
-    )
+    # AWS_REGION is what Lambda sets; AWS_DEFAULT_REGION what the CLI tools and profiles use.
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
+    return os.environ.get("AWS_ENDPOINT_URL", ""), region
 
 
 @functools.lru_cache(maxsize=16)
 def _client(service: str, endpoint: str, region: str) -> Any:
     import boto3
 
-    return boto3.client(service, region_name=region or None)
+    return boto3.client(service, region_name=region or None, config=config())
 
 
 @functools.lru_cache(maxsize=16)
 def _resource(service: str, endpoint: str, region: str) -> Any:
     import boto3
 
-    return boto3.resource(service, region_name=region or None)
+    return boto3.resource(service, region_name=region or None, config=config())
 
 
 def client(service: str) -> Any:

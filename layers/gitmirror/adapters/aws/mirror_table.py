@@ -1,4 +1,5 @@
-"""Mirror records and run history in DynamoDB. Logic never builds DynamoDB calls itself.
+"""MirrorRepository on DynamoDB: mirror records (status, lease) and run history. Logic never builds
+DynamoDB calls itself.
 
 Every status write is conditional: a run writes its result only while it holds the mirror's lease, so
 an older run can never overwrite a newer status, and two runs of one mirror never overlap.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,24 +16,15 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from gitmirror.adapters.aws import clients as aws
-from gitmirror.errors import TransientError
+from gitmirror.errors import MirrorExists, MirrorNotFound, TransientError
 from gitmirror.records import Mirror, RunRecord, source_keys
-from gitmirror.values import STUCK_AFTER_SECONDS, UpdateStatus, iso, utcnow
+from gitmirror.values import MAX_LEASE_SECONDS, UpdateStatus, iso, utcnow
 
-MAX_LEASE_SECONDS = STUCK_AFTER_SECONDS
-
-
-class MirrorExists(Exception):
-    pass
-
-
-class MirrorNotFound(Exception):
-    pass
+from . import clients
 
 
 def _resource() -> Any:
-    return aws.resource("dynamodb")
+    return clients.resource("dynamodb")
 
 
 @functools.cache
@@ -78,7 +69,7 @@ def _drop_none(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class MirrorStore:
-    """The mirrors table and the runs table."""
+    """MirrorRepository on the mirrors table and the runs table."""
 
     def __init__(self, mirrors_table: str, runs_table: str, resource: Any = None) -> None:
         res = resource or _resource()
@@ -284,8 +275,3 @@ class MirrorStore:
                     f"DynamoDB is throttling or unavailable: {exc.response['Error']['Code']}"
                 ) from None
             raise
-
-
-def new_run_id(now: dt.datetime | None = None) -> str:
-    """Sortable by start time; unique across concurrent workers."""
-    return f"{iso(now or utcnow())}-{secrets.token_hex(4)}"

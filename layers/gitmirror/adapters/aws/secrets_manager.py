@@ -1,4 +1,7 @@
-"""Secrets Manager access through Powertools' parameters utility (short cache, forced refresh)."""
+"""SecretSource on Secrets Manager, through Powertools' parameters utility (short cache, forced refresh).
+
+Every value read is registered with the scrubber before it is returned, so it can never be printed.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +9,13 @@ import functools
 import json
 from typing import Any
 
-from gitmirror.errors import MirrorError
+from gitmirror.errors import SecretError
 from gitmirror.mirror.credentials import BasicCredentials
 from gitmirror.scrub import register_secret
 
+from . import clients
+
 CACHE_SECONDS = 60
-
-
-class SecretError(MirrorError):
-    """A secret is missing, unreadable or malformed. Never retried blindly: a human must fix it."""
-
-    kind = "secret"
-
-
-def _provider() -> Any:
-    """Powertools' Secrets Manager provider (with its cache), one per endpoint in force."""
-    from gitmirror.adapters.aws import clients as aws
-
-    return _providers(aws.client("secretsmanager"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -33,27 +25,40 @@ def _providers(client: Any) -> Any:
     return SecretsProvider(boto3_client=client)
 
 
-def _fetch(name: str, *, force: bool) -> str:
-    from aws_lambda_powertools.utilities import parameters
+class SecretsManagerSource:
+    """Secrets by name from Secrets Manager (one Powertools provider, with its cache, per endpoint)."""
 
-    try:
-        value = _provider().get(name, max_age=CACHE_SECONDS, force_fetch=force)
-    except parameters.exceptions.GetParameterError as exc:
-        text = str(exc)
-        if "ResourceNotFoundException" in text:
-            raise SecretError(f"secret {name!r} does not exist in Secrets Manager") from None
-        if "AccessDenied" in text:
-            raise SecretError(f"not allowed to read secret {name!r}: check the function's policy") from None
-        raise SecretError(f"could not read secret {name!r} from Secrets Manager") from None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    register_secret(str(value))
-    return str(value)
+    def _fetch(self, name: str, *, force: bool) -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            value = _providers(clients.client("secretsmanager")).get(
+                name, max_age=CACHE_SECONDS, force_fetch=force
+            )
+        except parameters.exceptions.GetParameterError as exc:
+            text = str(exc)
+            if "ResourceNotFoundException" in text:
+                raise SecretError(f"secret {name!r} does not exist in Secrets Manager") from None
+            if "AccessDenied" in text:
+                raise SecretError(
+                    f"not allowed to read secret {name!r}: check the function's policy"
+                ) from None
+            raise SecretError(f"could not read secret {name!r} from Secrets Manager") from None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        register_secret(str(value))
+        return str(value)
+
+    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials:
+        """A `{"username": ..., "token": ...}` secret (a GitHub/GitLab token or CodeCommit HTTPS credentials)."""
+        return parse_git_credentials(name, self._fetch(name, force=force))
+
+    def webhook_secret(self, name: str, *, force: bool = False) -> str:
+        """A webhook secret: the plain string, or `{"secret": ...}`."""
+        return parse_webhook_secret(name, self._fetch(name, force=force))
 
 
-def get_git_credentials(name: str, *, force: bool = False) -> BasicCredentials:
-    """A `{"username": ..., "token": ...}` secret (a GitHub/GitLab token or CodeCommit HTTPS credentials)."""
-    raw = _fetch(name, force=force)
+def parse_git_credentials(name: str, raw: str) -> BasicCredentials:
     try:
         data: Any = json.loads(raw)
     except ValueError:
@@ -70,9 +75,7 @@ def get_git_credentials(name: str, *, force: bool = False) -> BasicCredentials:
     return BasicCredentials(username or "x-access-token", token)
 
 
-def get_webhook_secret(name: str, *, force: bool = False) -> str:
-    """A webhook secret: the plain string, or `{"secret": ...}`."""
-    raw = _fetch(name, force=force)
+def parse_webhook_secret(name: str, raw: str) -> str:
     try:
         data = json.loads(raw)
     except ValueError:
@@ -83,19 +86,3 @@ def get_webhook_secret(name: str, *, force: bool = False) -> str:
         raise SecretError(f'webhook secret {name!r} must be a non-empty string or {{"secret": ...}}')
     register_secret(data)
     return data
-
-
-class SecretCredentials:
-    """CredentialProvider backed by a secret; `refresh()` forces a re-read after a 401 (rotation)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._force = False
-
-    def refresh(self) -> None:
-        self._force = True
-
-    def credentials_for(self, remote: object) -> BasicCredentials | None:
-        creds = get_git_credentials(self.name, force=self._force)
-        self._force = False
-        return creds
