@@ -1,8 +1,14 @@
-"""Errors a mirror run can end with, classified for retry decisions. Messages are always scrubbed."""
+"""Errors a mirror run can end with, classified for retry decisions.
+
+Messages are always one scrubbed line: no control characters or terminal escapes, at most
+`MESSAGE_LIMIT` characters (a status field and a terminal line, not a dump of what a server sent).
+"""
 
 from __future__ import annotations
 
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
+
+MESSAGE_LIMIT = 1000
 
 
 class MirrorError(Exception):
@@ -12,7 +18,8 @@ class MirrorError(Exception):
     kind = "error"
 
     def __init__(self, message: str) -> None:
-        super().__init__(scrub(message))
+        # made one line before scrubbing, so an escape sequence inside a secret cannot hide it
+        super().__init__(scrub(one_line(message, MESSAGE_LIMIT)))
 
     @property
     def message(self) -> str:

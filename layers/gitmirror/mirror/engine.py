@@ -28,7 +28,7 @@ from gitmirror.mirror.planner import (
     scoped_refs,
 )
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
 from gitmirror.values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
@@ -111,7 +111,7 @@ class _Run:
                     action=Action.REJECTED,
                     old=decision.old,
                     new=decision.new,
-                    error=scrub(reason)[:_MAX_REASON],
+                    error=scrub(one_line(reason, _MAX_REASON)),
                 )
             )
 
