@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,11 @@ from dulwich.pack import OFS_DELTA, REF_DELTA
 from dulwich.protocol import pkt_line
 from dulwich.repo import Repo
 
-from gitmirror.errors import ProtocolFailure
+from gitmirror.errors import ProtocolFailure, TransientError
 from gitmirror.mirror.ancestry import CommitGraph, commits_in_pack
 from gitmirror.mirror.engine import _delta_commits
-from gitmirror.mirror.transport import FetchedPack, _with_fetch_argument
+from gitmirror.mirror.transport import FetchedPack
+from gitmirror.mirror.transport.http_client import with_fetch_argument
 from tests.support import gitrepo as g
 from tests.support.packs import entry_kinds
 
@@ -117,7 +119,7 @@ def test_ref_delta_pack_onto_non_commits_asks_for_an_index(tmp_path: Path) -> No
 
 def test_fetch_argument_goes_after_the_delimiter() -> None:
     body = pkt_line(b"command=fetch\n") + pkt_line(b"agent=x\n") + b"0001" + pkt_line(b"want abc\n") + b"0000"
-    out = _with_fetch_argument(body, b"ofs-delta\n")
+    out = with_fetch_argument(body, b"ofs-delta\n")
     assert out == (
         pkt_line(b"command=fetch\n")
         + pkt_line(b"agent=x\n")
@@ -127,21 +129,46 @@ def test_fetch_argument_goes_after_the_delimiter() -> None:
         + b"0000"
     )
     ls_refs = pkt_line(b"command=ls-refs\n") + b"0001" + b"0000"
-    assert _with_fetch_argument(ls_refs, b"ofs-delta\n") == ls_refs
+    assert with_fetch_argument(ls_refs, b"ofs-delta\n") == ls_refs
 
 
 def test_a_damaged_pack_is_a_protocol_failure_not_a_crash(tmp_path: Path) -> None:
     repo = tmp_path / "r.git"
     history(repo)
     good = pack(repo, tmp_path / "p.pack", ofs=True).read_bytes()
-    damaged = good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:]
+    damaged = good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:-20]
+    resealed = damaged + hashlib.sha1(damaged).digest()  # a checksum that matches the damage
+    store = Repo.init_bare(str(tmp_path / "scratch.git"), mkdir=True)
+    try:
+        for data, truncated in ((damaged + good[-20:], True), (good[:-100], True), (resealed, False)):
+            fetched = FetchedPack(store)
+            try:
+                for start in range(0, len(data), 7):  # in pieces smaller than the trailer, too
+                    fetched.write(data[start : start + 7])
+                if truncated:
+                    with pytest.raises(TransientError, match="truncated or damaged pack"):
+                        fetched.finish()
+                    continue
+                fetched.finish()
+                with pytest.raises(ProtocolFailure, match="cannot be read"):
+                    _delta_commits(fetched)
+            finally:
+                fetched.discard()
+    finally:
+        store.close()
+
+
+def test_a_whole_pack_written_in_pieces_passes_the_checksum(tmp_path: Path) -> None:
+    repo = tmp_path / "r.git"
+    history(repo)
+    good = pack(repo, tmp_path / "p.pack", ofs=True).read_bytes()
     store = Repo.init_bare(str(tmp_path / "scratch.git"), mkdir=True)
     fetched = FetchedPack(store)
     try:
-        fetched.file.write(damaged)
+        for piece in (good[:5], good[5:-3], good[-3:]):
+            fetched.write(piece)
         fetched.finish()
-        with pytest.raises(ProtocolFailure, match="cannot be read"):
-            _delta_commits(fetched)
+        assert fetched.size == len(good)
     finally:
         fetched.discard()
         store.close()

@@ -28,7 +28,7 @@ from gitmirror.mirror.planner import (
     scoped_refs,
 )
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
 from gitmirror.values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
@@ -64,9 +64,6 @@ class _Run:
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
-        # the fetched pack goes to the target as it is: offset deltas only if its receive-pack said so
-        # (capabilities are unknown for local targets, which are sent a re-pack instead)
-        self.target_accepts_ofs_delta = True
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
@@ -114,7 +111,7 @@ class _Run:
                     action=Action.REJECTED,
                     old=decision.old,
                     new=decision.new,
-                    error=scrub(reason)[:_MAX_REASON],
+                    error=scrub(one_line(reason, _MAX_REASON)),
                 )
             )
 
@@ -145,13 +142,12 @@ def sync_mirror(
         transfer = "none"
         try:
             # Both sides' refs at once: the two advertisements are independent round trips.
-            target_listing = run.background.submit(target.list_refs, for_push=True)
+            target_listing = run.background.submit(target.list_refs)
             try:
                 src = source.list_refs()
             finally:
                 futures.wait([target_listing])  # a source failure is reported first, as when listing in turn
             dst = target_listing.result()
-            run.target_accepts_ofs_delta = not dst.capabilities or b"ofs-delta" in dst.capabilities
             source_refs = scoped_refs(src.refs, options)
             target_refs = scoped_refs(dst.refs, options)
             default_branch = src.head if src.head in src.refs else None
@@ -262,9 +258,7 @@ def _transfer(
                     else None
                 )
                 try:
-                    fetched = run.source.fetch_pack_file(
-                        store, wants, haves, ofs_delta=run.target_accepts_ofs_delta
-                    )
+                    fetched = run.source.fetch_pack_file(store, wants, haves)
                 finally:
                     if negotiation is not None:
                         futures.wait([negotiation])

@@ -1,0 +1,85 @@
+"""The lifecycle of the pack a source sent: downloaded to disk, indexed only when read, sent on, discarded."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+
+from dulwich.repo import Repo
+
+from gitmirror.errors import ProtocolFailure, TransientError
+
+_TRAILER = 20  # a SHA-1 pack ends with the SHA-1 of everything before it
+
+_RAW_CHUNK = 1024 * 1024
+
+
+class FetchedPack:
+    """The pack a source sent for this run, on disk in the scratch repository's pack directory.
+
+    It is indexed (deltas resolved, objects readable) only when something must be read from it, for
+    example an ancestry question; a cold mirror sends it on without ever indexing it.
+    """
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.file, self._commit, self._abort = repo.object_store.add_pack()
+        self.indexed = False
+        self.size = 0
+        self._indexed_path: str | None = None
+        self._checksum = hashlib.sha1(usedforsecurity=False)
+        self._tail = b""  # the last bytes written: the trailer, once the download is complete
+
+    def write(self, data: bytes) -> None:
+        """Append downloaded bytes, hashing them on the way (a pass-through pack is never indexed, so
+        this is what tells a complete pack from a truncated one)."""
+        self.file.write(data)
+        joined = self._tail + data
+        self._checksum.update(joined[:-_TRAILER])
+        self._tail = joined[-_TRAILER:]
+
+    def finish(self) -> None:
+        """Called once the download is complete: the pack must be whole, or nothing is pushed."""
+        self.file.flush()
+        self.size = self.file.tell()
+        if self.size == 0:
+            return
+        header = os.pread(self.file.fileno(), 12, 0)
+        if not header.startswith(b"PACK") or header[4:8] not in (b"\0\0\0\2", b"\0\0\0\3"):
+            raise ProtocolFailure("the source sent something that is not a git pack")
+        if self.size < 12 + _TRAILER or self._checksum.digest() != self._tail:
+            raise TransientError(
+                f"the source sent a truncated or damaged pack ({self.size:,} bytes, checksum mismatch)"
+            )
+
+    @property
+    def empty(self) -> bool:
+        return self.size == 0
+
+    def chunks(self, size: int = _RAW_CHUNK) -> Iterator[bytes]:
+        """The pack's bytes as downloaded (positional reads: the writer's file offset is left alone)."""
+        if self._indexed_path is not None:
+            with open(self._indexed_path, "rb") as pack:
+                while block := pack.read(size):
+                    yield block
+            return
+        fd, offset = self.file.fileno(), 0
+        while offset < self.size:
+            block = os.pread(fd, min(size, self.size - offset), offset)
+            if not block:
+                raise ProtocolFailure("the fetched pack is shorter than what was downloaded")
+            offset += len(block)
+            yield block
+
+    def index(self) -> Repo:
+        if not self.indexed:
+            self.indexed = True
+            pack = self._commit()
+            self._indexed_path = getattr(pack, "_data_path", None) if pack is not None else None
+        return self.repo
+
+    def discard(self) -> None:
+        if not self.indexed:
+            self.indexed = True
+            self._abort()
