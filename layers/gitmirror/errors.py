@@ -124,6 +124,12 @@ class ProtocolFailure(MirrorError):
     kind = "protocol"
 
 
+class PushTooLarge(ProtocolFailure):
+    """The target refused a push for its size (receive.maxInputSize, GitHub's 2 GiB cap)."""
+
+    kind = "push_too_large"
+
+
 class TimedOut(TransientError):
     """The run stopped before the time it was given ran out."""
 

@@ -36,6 +36,8 @@ class RunStatus(StrEnum):
     SUCCESS = "success"
     PARTIAL = "partial"
     FAILED = "failed"
+    # stopped by its time limit with refs not yet at their final value: run again to continue
+    INCOMPLETE = "incomplete"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class SyncStats:
     bytes_received: int = 0
     bytes_sent: int = 0
     pushes: int = 0
+    bytes_pushed: int = 0  # pack bytes the target accepted
     duration_seconds: float = 0.0
     transfer: str = "full"
 
@@ -115,6 +118,7 @@ class SyncResult:
     error_kind: str | None = None
     retryable: bool = False
     stats: SyncStats = field(default_factory=SyncStats)
+    remaining_refs: list[str] = field(default_factory=list)  # not yet at their final value (sorted)
 
     def count(self, action: Action) -> int:
         return sum(1 for r in self.refs if r.action == action)
@@ -129,6 +133,7 @@ class SyncResult:
             "error_kind": self.error_kind,
             "retryable": self.retryable,
             "stats": dataclasses.asdict(self.stats),
+            "remaining_refs": list(self.remaining_refs),
         }
 
     def to_json(self) -> str:
@@ -191,3 +196,4 @@ class Trigger(StrEnum):
     WEBHOOK = "webhook"
     MANUAL = "manual"
     SCHEDULE = "schedule"
+    CONTINUATION = "continuation"  # the next run of a mirror whose last run stopped incomplete

@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_INCOMPLETE = 4
 
 
 def exit_for_error(exc: MirrorError) -> int:
@@ -18,4 +19,8 @@ def exit_for_error(exc: MirrorError) -> int:
 
 
 def exit_for_status(status: RunStatus) -> int:
-    return {RunStatus.SUCCESS: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL}.get(status, EXIT_FAILED)
+    return {
+        RunStatus.SUCCESS: EXIT_OK,
+        RunStatus.PARTIAL: EXIT_PARTIAL,
+        RunStatus.INCOMPLETE: EXIT_INCOMPLETE,
+    }.get(status, EXIT_FAILED)

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from gitmirror.errors import MirrorError, UsageError
+from gitmirror.mirror.limits import parse_seconds, parse_size
 from gitmirror.scrub import register_secret, scrub
 from gitmirror.values import Action, MirrorOptions, SyncResult
 from gitmirror_cli import service as cli_service
 from gitmirror_cli.exits import EXIT_USAGE, exit_for_error, exit_for_status
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -61,7 +61,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
             target_url, _env_secret("GITMIRROR_TARGET_TOKEN"), os.environ.get("GITMIRROR_TARGET_USERNAME")
         ),
     )
-    result = sync_mirror(source, target, options)
+    result = sync_mirror(
+        source, target, options, max_push_bytes=args.max_push_bytes, time_limit=args.time_limit
+    )
     if args.json:
         print(json.dumps(sync_json(result)))
     else:
@@ -70,9 +72,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def sync_json(result: SyncResult) -> dict[str, object]:
-    """The `--json` contract: status, divergent_refs, refs, error — nothing else."""
+    """The `--json` contract: status, divergent_refs, refs, error, remaining_refs — nothing else."""
     data = result.to_dict()
-    payload = {key: data[key] for key in ("status", "divergent_refs", "refs", "error")}
+    payload = {key: data[key] for key in ("status", "divergent_refs", "refs", "error", "remaining_refs")}
     return json.loads(scrub(json.dumps(payload)))
 
 
@@ -91,6 +93,11 @@ def format_summary(result: SyncResult, source: str, target: str) -> str:
         lines.append(
             "  Some refs have diverged and have not been updated on the remote: "
             + ", ".join(result.divergent_refs)
+        )
+    if result.remaining_refs:
+        lines.append(
+            f"  stopped by the time limit: {len(result.remaining_refs)} ref(s) not yet at their final value; "
+            "run the same command again to continue"
         )
     if result.error:
         lines.append(f"  error: {result.error}")
@@ -116,6 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="mirror only branches whose short name matches; '*' matches anything (repeatable)",
     )
     sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
+    sync.add_argument(
+        "--max-push-bytes",
+        type=_argument(parse_size),
+        metavar="SIZE",
+        help="no push larger than SIZE bytes (K, M, G suffixes: powers of 1024); more goes in several pushes",
+    )
+    sync.add_argument(
+        "--time-limit",
+        type=_argument(parse_seconds),
+        metavar="SECONDS",
+        help="start no new push after SECONDS (exit 4, incomplete, if refs remain: run again to continue)",
+    )
     sync.add_argument("--json", action="store_true", help="print one JSON object")
     sync.set_defaults(func=cmd_sync)
     cli_service.register(sub)
@@ -146,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--out", default="events", metavar="DIR", help="output directory (default: events/)")
     events.set_defaults(func=_lazy("gitmirror_dev.events", "main"))
     return parser
+
+
+def _argument[T](parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse `type` from a parser raising UsageError: its message becomes the usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:

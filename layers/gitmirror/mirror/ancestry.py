@@ -119,6 +119,10 @@ class CommitGraph:
         self._parents[oid] = parents
         return parents
 
+    def parents(self, oid: bytes) -> tuple[bytes, ...] | None:
+        """A commit's parents (hex ids), or None when `oid` is not a commit of this store."""
+        return self._parents_of(oid)
+
     def generation(self, oid: bytes) -> int:
         """Generation number; commits whose parents are missing (shallow edge) count as roots."""
         if oid in self._generation:

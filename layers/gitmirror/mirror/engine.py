@@ -19,6 +19,8 @@ from dulwich.repo import Repo
 
 from gitmirror.errors import MirrorError, ProtocolFailure, TimedOut
 from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle, ObjectLookup, commits_in_pack
+from gitmirror.mirror.chunked import push_in_chunks
+from gitmirror.mirror.limits import command_bytes
 from gitmirror.mirror.planner import (
     DEFAULT_BATCH_SIZE,
     AncestryOracle,
@@ -28,6 +30,7 @@ from gitmirror.mirror.planner import (
     scoped_refs,
 )
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
+from gitmirror.mirror.transport.fetched_pack import PackOverLimit
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
 
@@ -51,6 +54,8 @@ class _Run:
         remaining_seconds: Callable[[], float] | None,
         mode: str,
         background: futures.Executor,
+        max_push_bytes: int | None = None,
+        time_limit: float | None = None,
     ) -> None:
         self.mode = mode
         self.background = background  # network waits that overlap (a listing, the negotiation round)
@@ -64,15 +69,31 @@ class _Run:
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
+        self.max_push_bytes = max_push_bytes
+        self.time_limit = time_limit
+        self.started = time.monotonic()
+        self.bytes_pushed = 0
+        self.remaining: list[str] = []  # refs left for a later run (the time limit stopped this one)
+
+    def time_up(self) -> bool:
+        """No new push once the time limit has passed, but every run makes at least one."""
+        return (
+            self.time_limit is not None
+            and self.pushes > 0
+            and time.monotonic() - self.started >= self.time_limit
+        )
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
-        return self.target.push(
+        outcome = self.target.push(
             repo,
             {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
             fetched=self.fetched,
             send_objects=send_objects,
         )
+        if send_objects and self.fetched is not None and any(r is None for r in outcome.status.values()):
+            self.bytes_pushed += self.fetched.size
+        return outcome
 
     def check_time(self, what: str) -> None:
         if self.remaining_seconds is not None and self.remaining_seconds() < DEADLINE_MARGIN_SECONDS:
@@ -125,9 +146,15 @@ def sync_mirror(
     remaining_seconds: Callable[[], float] | None = None,
     workdir_parent: str | None = None,
     mode: str = "incremental",
+    max_push_bytes: int | None = None,
+    time_limit: float | None = None,
 ) -> SyncResult:
     """Mirror `source` into `target` with GitLab push-mirror semantics. Never raises for git failures:
-    they become a `failed` result with a scrubbed, actionable error."""
+    they become a `failed` result with a scrubbed, actionable error.
+
+    `max_push_bytes`: no push body is larger; a larger history goes in several pushes (`chunked`).
+    `time_limit`: seconds after which no new push starts (at least one always does); refs left then
+    are the result's `remaining_refs`, with status `incomplete`."""
     options = options or MirrorOptions()
     started = time.monotonic()
     if mode not in ("incremental", "full"):
@@ -135,7 +162,17 @@ def sync_mirror(
     # one thread for the network waits that overlap (the target's listing, the negotiation round);
     # joined when the run ends
     with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background:
-        run = _Run(source, target, options, batch_size, remaining_seconds, mode, background)
+        run = _Run(
+            source,
+            target,
+            options,
+            batch_size,
+            remaining_seconds,
+            mode,
+            background,
+            max_push_bytes,
+            time_limit,
+        )
         skipped: list[RefUpdate] = []
         error: str | None = None
         failure: MirrorError | None = None
@@ -159,6 +196,8 @@ def sync_mirror(
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
         status = RunStatus.FAILED
+    elif run.remaining:
+        status = RunStatus.INCOMPLETE
     elif any(r.action in (Action.SKIP_DIVERGENT, Action.REJECTED) for r in result_refs):
         status = RunStatus.PARTIAL
     else:
@@ -174,10 +213,31 @@ def sync_mirror(
             bytes_received=source.stats.bytes_received + target.stats.bytes_received,
             bytes_sent=source.stats.bytes_sent + target.stats.bytes_sent,
             pushes=run.pushes,
+            bytes_pushed=run.bytes_pushed,
             duration_seconds=round(time.monotonic() - started, 3),
             transfer=transfer,
         ),
+        remaining_refs=sorted(set(run.remaining)),
     )
+
+
+def _one_push_budget(run: _Run, refs: list[str]) -> int | None:
+    """The largest pack the first push may carry under `max_push_bytes`: it also carries the
+    commands of up to a batch of these refs."""
+    if run.max_push_bytes is None:
+        return None
+    longest = sorted(set(refs), key=len, reverse=True)[: run.batch_size]
+    return max(1, run.max_push_bytes - command_bytes(longest))
+
+
+def fetch_commit_graph(run: _Run, workdir: str, repos: list[Repo], wants: set[str]) -> CommitGraph:
+    """The source's whole commit graph for `wants` in scratch storage: commits and tags only when the
+    source supports partial clone (`filter tree:0`), else a full fetch."""
+    graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
+    repos.append(graph)
+    run.check_time("fetching the commit graph")
+    run.source.fetch(graph, wants, filter_spec=b"tree:0" if run.source.supports_filter() else None)
+    return CommitGraph(graph.object_store)
 
 
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
@@ -240,6 +300,10 @@ def _transfer(
             store = Repo.init_bare(os.path.join(workdir, "objects.git"), mkdir=True)
             repos.append(store)
             run.check_time("fetching")
+            if run.max_push_bytes is not None and run.mode == "full":
+                graph = fetch_commit_graph(run, workdir, repos, wants)
+                push_in_chunks(run, workdir, graph, source_refs, target_refs, default_branch, skipped)
+                return "chunked"
             if run.mode == "full":
                 run.source.fetch(store, wants)
                 oracle: AncestryOracle = CommitGraph(store.object_store)
@@ -258,24 +322,21 @@ def _transfer(
                     else None
                 )
                 try:
-                    fetched = run.source.fetch_pack_file(store, wants, haves)
+                    # capped: the whole delta in one push if it fits, else in chunks
+                    budget = _one_push_budget(run, [*in_scope, *scoped_refs(target_refs, run.options)])
+                    fetched = run.source.fetch_pack_file(store, wants, haves, limit=budget)
+                except PackOverLimit:
+                    graph = fetch_commit_graph(run, workdir, repos, wants)
+                    push_in_chunks(run, workdir, graph, source_refs, target_refs, default_branch, skipped)
+                    return "chunked"
                 finally:
                     if negotiation is not None:
                         futures.wait([negotiation])
                 run.fetched = fetched
 
-                def load_graph() -> CommitGraph:
-                    graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
-                    repos.append(graph)
-                    run.check_time("fetching the commit graph")
-                    run.source.fetch(
-                        graph, wants, filter_spec=b"tree:0" if run.source.supports_filter() else None
-                    )
-                    return CommitGraph(graph.object_store)
-
                 oracle = LayeredOracle(
                     lambda: CommitGraph(_delta_commits(fetched), complete=False),
-                    load_graph,
+                    lambda: fetch_commit_graph(run, workdir, repos, wants),
                     # not asked in advance: ask now (one round), should the planner need it after all
                     negotiation.result if negotiation is not None else ask_source,
                 )
@@ -284,7 +345,11 @@ def _transfer(
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
                 mode += "+graph"
             skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
-            for batch in batch_ref_updates(decisions, default_branch, run.batch_size):
+            batches = batch_ref_updates(decisions, default_branch, run.batch_size)
+            for done, batch in enumerate(batches):
+                if run.time_up():
+                    run.remaining.extend(d.ref for later in batches[done:] for d in later)
+                    break
                 run.push(store, batch)
         finally:
             if run.fetched is not None:

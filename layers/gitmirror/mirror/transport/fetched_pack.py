@@ -8,11 +8,22 @@ from collections.abc import Iterator
 
 from dulwich.repo import Repo
 
-from gitmirror.errors import ProtocolFailure, TransientError
+from gitmirror.errors import MirrorError, ProtocolFailure, TransientError
 
 _TRAILER = 20  # a SHA-1 pack ends with the SHA-1 of everything before it
 
 _RAW_CHUNK = 1024 * 1024
+
+
+class PackOverLimit(MirrorError):
+    """The pack being downloaded grew past the size it was allowed (the download stops)."""
+
+    kind = "pack_over_limit"
+
+    def __init__(self, received: int, limit: int) -> None:
+        super().__init__(f"the pack grew past {limit:,} bytes ({received:,} received)")
+        self.received = received
+        self.limit = limit
 
 
 class FetchedPack:
@@ -22,8 +33,14 @@ class FetchedPack:
     example an ancestry question; a cold mirror sends it on without ever indexing it.
     """
 
-    def __init__(self, repo: Repo) -> None:
+    def __init__(self, repo: Repo, limit: int | None = None, *, measure_beyond: bool = False) -> None:
+        """`limit`: the most bytes kept. Past it the download stops with PackOverLimit, or, with
+        `measure_beyond`, goes on without storing anything, only to learn the pack's size."""
         self.repo = repo
+        self.limit = limit
+        self.measure_beyond = measure_beyond
+        self.received = 0
+        self.over_limit = False
         self.file, self._commit, self._abort = repo.object_store.add_pack()
         self.indexed = False
         self.size = 0
@@ -34,6 +51,13 @@ class FetchedPack:
     def write(self, data: bytes) -> None:
         """Append downloaded bytes, hashing them on the way (a pass-through pack is never indexed, so
         this is what tells a complete pack from a truncated one)."""
+        self.received += len(data)
+        if self.limit is not None and self.received > self.limit:
+            if not self.measure_beyond:
+                raise PackOverLimit(self.received, self.limit)
+            self.over_limit = True
+        if self.over_limit:
+            return
         self.file.write(data)
         joined = self._tail + data
         self._checksum.update(joined[:-_TRAILER])
@@ -43,6 +67,9 @@ class FetchedPack:
         """Called once the download is complete: the pack must be whole, or nothing is pushed."""
         self.file.flush()
         self.size = self.file.tell()
+        if self.over_limit:
+            self.size = self.received  # measured only: never sent, discarded by the caller
+            return
         if self.size == 0:
             return
         header = os.pread(self.file.fileno(), 12, 0)

@@ -22,7 +22,7 @@ from dulwich.pack import generate_unpacked_objects
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from gitmirror.errors import ProtocolFailure, RepositoryNotFound, UsageError
+from gitmirror.errors import ProtocolFailure, PushTooLarge, RepositoryNotFound, UsageError
 from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
@@ -53,6 +53,21 @@ def _object_id(raw: bytes, ref: bytes, where: str) -> str:
             f"{one_line(raw.decode('ascii', 'backslashreplace'), 80)!r} is not a hexadecimal SHA"
         )
     return raw.decode("ascii")
+
+
+# git's receive.maxInputSize ("pack exceeds maximum allowed size", also GitHub's words), and the
+# HTTP answer of a proxy in front of the server
+_TOO_LARGE = re.compile(r"exceeds maximum allowed size|answered HTTP 413", re.IGNORECASE)
+
+
+def refused_as_too_large(*texts: str) -> None:
+    """Raise PushTooLarge when what the target said means the push was over its size limit."""
+    for text in texts:
+        if _TOO_LARGE.search(text):
+            raise PushTooLarge(
+                f"the target refused the push as too large ({one_line(text, 200)}): "
+                "set --max-push-bytes (the mirror's max_push_bytes) below the target's limit"
+            )
 
 
 def check_host(url: RemoteURL) -> None:
@@ -247,14 +262,17 @@ class Remote:
         haves: list[str],
         *,
         filter_spec: bytes | None = None,
+        limit: int | None = None,
+        measure_beyond: bool = False,
     ) -> FetchedPack:
         """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
 
         The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
         bounded whatever the repository's size. Offset deltas are asked for: smaller packs, and the
         delta's commits can be read without indexing (a target without them gets a re-pack, see `push`).
+        `limit` and `measure_beyond`: see `FetchedPack`.
         """
-        fetched = FetchedPack(repo)
+        fetched = FetchedPack(repo, limit, measure_beyond=measure_beyond)
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
 
         def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
@@ -347,11 +365,16 @@ class Remote:
             usable = [h for h in have if h in repo.object_store]
             return repo.object_store.generate_pack_data(usable, want, progress=progress, ofs_delta=ofs_delta)
 
-        with mapped_errors(self):
-            try:
-                result = client.send_pack(path, update_refs, generate_pack_data, progress=self._progress)
-            except SendPackError as exc:
-                raise ProtocolFailure(f"the target refused the pack: {exc}") from None
+        try:
+            with mapped_errors(self):
+                try:
+                    result = client.send_pack(path, update_refs, generate_pack_data, progress=self._progress)
+                except SendPackError as exc:
+                    refused_as_too_large(self.remote_messages(), str(exc))
+                    raise ProtocolFailure(f"the target refused the pack: {exc}") from None
+        except ProtocolFailure as exc:
+            refused_as_too_large(str(exc))
+            raise
         status: dict[str, str | None] = dict(stale)
         for ref in updates:
             if ref in stale:
@@ -359,4 +382,7 @@ class Remote:
             key = ref.encode("utf-8", "surrogateescape")
             reason = (result.ref_status or {}).get(key)
             status[ref] = scrub(reason) if reason else None
-        return PushOutcome(status=status, remote_messages=self.remote_messages())
+        messages = self.remote_messages()
+        if any(status.values()):
+            refused_as_too_large(messages, *(r for r in status.values() if r))
+        return PushOutcome(status=status, remote_messages=messages)

@@ -1,0 +1,258 @@
+"""Mirroring a history larger than one push may carry: several pushes, oldest history first.
+
+Each push is a ref set to a commit of its first-parent chain (`chunking`), with the pack the source
+computes for that commit from the target's tips, passed through as it is. The pack of a step is
+downloaded just before its push and deleted after it, so scratch storage holds one push's objects
+(plus the commit graph), whatever the repository's size. A step whose pack would exceed the budget is
+retried with fewer commits; a single commit whose own new objects exceed it is rejected.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from dulwich.repo import Repo
+
+from gitmirror.mirror.ancestry import CommitGraph
+from gitmirror.mirror.chunking import StepSizer, descendants_suffix, first_parent_chain, mark_known
+from gitmirror.mirror.limits import command_bytes, format_size
+from gitmirror.mirror.planner import batch_ref_updates, plan_ref_updates
+from gitmirror.mirror.transport import FetchedPack
+from gitmirror.mirror.transport.fetched_pack import PackOverLimit
+from gitmirror.values import Action, RefUpdate
+
+if TYPE_CHECKING:
+    from gitmirror.mirror.engine import _Run
+
+
+class _TimeUp(Exception):
+    """The time limit passed: the refs not done yet are left for the next run."""
+
+
+class _Chunker:
+    def __init__(self, run: _Run, workdir: str, graph: CommitGraph, target_refs: dict[str, str]) -> None:
+        assert run.max_push_bytes is not None
+        self.run = run
+        self.limit = run.max_push_bytes
+        self.workdir = workdir
+        self.graph = graph
+        self.tips = dict(target_refs)  # the target's refs as this run has left them
+        self.pushed: list[str] = []  # values pushed by this run, most recent last
+        self.known: set[bytes] = set()  # commits the target has
+        mark_known(self._peeled(target_refs.values()), graph.parents, self.known)
+        self.sizer = StepSizer(self.limit)
+        self.steps = 0
+        self.oversized: dict[bytes, str] = {}  # commit -> why it cannot be pushed
+
+    def _peeled(self, shas: Iterable[str]) -> list[bytes]:
+        found = (self.graph.peel(sha) for sha in shas)
+        return [oid for oid in found if oid is not None]
+
+    def haves(self, first: str | None) -> list[str]:
+        """The ref's current value first, this run's pushes (newest first), then the target's tips:
+        dulwich offers at most 256, so the ones the step builds on must lead."""
+        order = ([first] if first else []) + self.pushed[::-1] + sorted(set(self.tips.values()))
+        return list(dict.fromkeys(order))
+
+    def fetch(
+        self, wants: set[str], first: str | None, budget: int, *, measure: bool
+    ) -> tuple[Repo, FetchedPack]:
+        self.steps += 1
+        path = os.path.join(self.workdir, f"push-{self.steps}.git")
+        repo = Repo.init_bare(path, mkdir=True)
+        try:
+            self.run.check_time("fetching")
+            fetched = self.run.source.fetch_pack_file(
+                repo, wants, self.haves(first), limit=budget, measure_beyond=measure
+            )
+        except BaseException:
+            self.drop(repo)
+            raise
+        return repo, fetched
+
+    def drop(self, repo: Repo) -> None:
+        path = repo.path
+        repo.close()
+        shutil.rmtree(path, ignore_errors=True)
+
+    def push(self, repo: Repo, fetched: FetchedPack | None, batch: list[RefUpdate]) -> list[RefUpdate]:
+        """One push through the run (stale checks, isolation, rejections); returns its outcomes."""
+        run = self.run
+        run.fetched, run.objects_delivered = fetched, False
+        start = len(run.done)
+        try:
+            run.push(repo, batch)
+        finally:
+            run.fetched = None
+            if fetched is not None:
+                fetched.discard()
+            self.drop(repo)
+        outcomes = run.done[start:]
+        del run.done[start:]
+        for outcome in outcomes:
+            if outcome.action != Action.REJECTED:
+                self._applied(outcome.ref, outcome.new)
+        return outcomes
+
+    def _applied(self, ref: str, new: str | None) -> None:
+        if new is None:
+            self.tips.pop(ref, None)
+            return
+        self.tips[ref] = new
+        self.pushed.append(new)
+        mark_known(self._peeled([new]), self.graph.parents, self.known)
+
+    def check_time(self) -> None:
+        if self.run.time_up():
+            raise _TimeUp
+
+    # --- one ref at a time --------------------------------------------------------------------
+
+    def candidates(self, decision: RefUpdate) -> list[str]:
+        """The values the ref goes through, oldest first, ending with its final value; [] when the
+        target has its history already (only the ref, and a tag object, are new)."""
+        assert decision.new is not None
+        tip = self.graph.peel(decision.new)
+        if tip is None:
+            return [decision.new]  # a tag of a tree or blob: one step
+        chain = first_parent_chain(tip, self.graph.parents, self.known)
+        if not chain:
+            return []
+        if decision.action == Action.UPDATE and decision.old is not None:
+            old = decision.old
+            # fast-forwards only: every intermediate value descends from the ref's value
+            chain = descendants_suffix(chain, lambda c: self.graph.is_ancestor(old, c.decode()) is True)
+        values = [c.decode("ascii") for c in chain]
+        if not values:
+            return [decision.new]
+        values[-1] = decision.new  # the tag object (when it is one) points at the chain's tip
+        return values
+
+    def mirror_ref(self, decision: RefUpdate, values: list[str]) -> RefUpdate | None:
+        """Push `decision.ref` through `values`; its final outcome, or None if the time ran out first."""
+        current = decision.old
+        budget = max(1, self.limit - command_bytes([decision.ref]))
+        done = -1
+        take = self.sizer.first(len(values))
+        while done < len(values) - 1:
+            self.check_time()
+            last = min(done + take, len(values) - 1)
+            single = last == done + 1
+            value = values[last]
+            peeled = self.graph.peel(value)
+            if single and peeled in self.oversized:
+                return self._reject(decision, self.oversized[peeled])
+            try:
+                repo, fetched = self.fetch({value}, current, budget, measure=single)
+            except PackOverLimit:
+                take = self.sizer.after_overflow(last - done)
+                continue
+            if fetched.over_limit:
+                size = fetched.size
+                fetched.discard()
+                self.drop(repo)
+                why = (
+                    f"commit {(peeled or value.encode()).decode()[:12]} alone adds {format_size(size)} "
+                    f"({size:,} bytes) of new objects, more than the push limit --max-push-bytes "
+                    f"{format_size(self.limit)} ({self.limit:,} bytes)"
+                )
+                if peeled is not None:
+                    self.oversized[peeled] = why
+                return self._reject(decision, why)
+            size = fetched.size
+            step = RefUpdate(decision.ref, decision.action, old=current, new=value)
+            outcome = self.push(repo, fetched, [step])[0]
+            if outcome.action == Action.REJECTED:
+                return self._reject(decision, outcome.error or "rejected by the target")
+            self.sizer.fitted(last - done, size)
+            current, done = value, last
+            take = self.sizer.after_fit(len(values) - 1 - done)
+        return decision
+
+    def _reject(self, decision: RefUpdate, why: str) -> RefUpdate:
+        return RefUpdate(decision.ref, Action.REJECTED, old=decision.old, new=decision.new, error=why)
+
+    # --- refs whose history the target has: together -------------------------------------------
+
+    def push_together(self, decisions: list[RefUpdate], *, first: bool = True) -> list[RefUpdate]:
+        """Refs that need no history (or deletions): one push, halved while its pack is too large.
+        The time limit is checked once, before the first push (the halves finish what was started)."""
+        if not decisions:
+            return []
+        if first:
+            self.check_time()
+        wants = {d.new for d in decisions if d.new is not None and d.action != Action.DELETE}
+        budget = max(1, self.limit - command_bytes([d.ref for d in decisions]))
+        if not wants:
+            repo = Repo.init_bare(os.path.join(self.workdir, f"push-{self.steps + 1}.git"), mkdir=True)
+            self.steps += 1
+            return self.push(repo, None, decisions)
+        try:
+            repo, fetched = self.fetch(wants, None, budget, measure=len(decisions) == 1)
+        except PackOverLimit:
+            mid = len(decisions) // 2
+            return self.push_together(decisions[:mid], first=False) + self.push_together(
+                decisions[mid:], first=False
+            )
+        if fetched.over_limit:
+            fetched.discard()
+            self.drop(repo)
+            return [
+                self._reject(
+                    decisions[0],
+                    f"its new objects ({format_size(fetched.size)}, {fetched.size:,} bytes) exceed the push "
+                    f"limit --max-push-bytes {format_size(self.limit)} ({self.limit:,} bytes)",
+                )
+            ]
+        return self.push(repo, fetched, decisions)
+
+
+def push_in_chunks(
+    run: _Run,
+    workdir: str,
+    graph: CommitGraph,
+    source_refs: dict[str, str],
+    target_refs: dict[str, str],
+    default_branch: str | None,
+    skipped: list[RefUpdate],
+) -> None:
+    """Plan with the whole commit graph, then push every decision under `run.max_push_bytes`:
+    deletions that free a name first, then each ref's history in steps (the default branch first),
+    then the refs that only point into history already sent, then the other deletions."""
+    decisions = plan_ref_updates(source_refs, target_refs, default_branch, graph, run.options)
+    skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
+    ordered = [d for batch in batch_ref_updates(decisions, default_branch, run.batch_size) for d in batch]
+    chunker = _Chunker(run, workdir, graph, target_refs)
+    together: list[RefUpdate] = []
+    pending = list(ordered)
+    try:
+        while pending:
+            decision = pending[0]
+            if decision.action == Action.DELETE:
+                deletions: list[RefUpdate] = []
+                while pending and pending[0].action == Action.DELETE and len(deletions) < run.batch_size:
+                    deletions.append(pending.pop(0))
+                if together:
+                    run.done.extend(chunker.push_together(together))
+                    together = []
+                run.done.extend(chunker.push_together(deletions))
+                continue
+            values = chunker.candidates(decision)
+            if not values:
+                together.append(pending.pop(0))
+                if len(together) >= run.batch_size:
+                    run.done.extend(chunker.push_together(together))
+                    together = []
+                continue
+            outcome = chunker.mirror_ref(decision, values)
+            pending.pop(0)
+            if outcome is not None:
+                run.done.append(outcome)
+        if together:
+            run.done.extend(chunker.push_together(together))
+            together = []
+    except _TimeUp:
+        run.remaining.extend(d.ref for d in [*together, *pending])
