@@ -16,6 +16,7 @@ from gitmirror.values import Action, MirrorOptions, SyncResult
 from gitmirror_cli import service as cli_service
 from gitmirror_cli.exits import EXIT_USAGE, exit_for_error, exit_for_status
 
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"gitmirror: error: {scrub(message)}\n")
