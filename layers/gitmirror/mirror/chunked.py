@@ -18,7 +18,7 @@ from dulwich.repo import Repo
 
 from gitmirror.mirror.ancestry import CommitGraph
 from gitmirror.mirror.chunking import StepSizer, descendants_suffix, first_parent_chain, mark_known
-from gitmirror.mirror.limits import command_bytes, format_size
+from gitmirror.mirror.limits import command_bytes, format_size, human_size
 from gitmirror.mirror.planner import batch_ref_updates, plan_ref_updates
 from gitmirror.mirror.transport import FetchedPack
 from gitmirror.mirror.transport.fetched_pack import PackOverLimit
@@ -155,9 +155,9 @@ class _Chunker:
                 fetched.discard()
                 self.drop(repo)
                 why = (
-                    f"commit {(peeled or value.encode()).decode()[:12]} alone adds {format_size(size)} "
-                    f"({size:,} bytes) of new objects, more than the push limit --max-push-bytes "
-                    f"{format_size(self.limit)} ({self.limit:,} bytes)"
+                    f"commit {(peeled or value.encode()).decode()[:12]} alone adds {human_size(size)} of new "
+                    f"objects, more than the push limit (--max-push-bytes {format_size(self.limit)}, "
+                    f"{self.limit:,} bytes)"
                 )
                 if peeled is not None:
                     self.oversized[peeled] = why
@@ -203,8 +203,8 @@ class _Chunker:
             return [
                 self._reject(
                     decisions[0],
-                    f"its new objects ({format_size(fetched.size)}, {fetched.size:,} bytes) exceed the push "
-                    f"limit --max-push-bytes {format_size(self.limit)} ({self.limit:,} bytes)",
+                    f"its new objects ({human_size(fetched.size)}) exceed the push limit "
+                    f"(--max-push-bytes {format_size(self.limit)}, {self.limit:,} bytes)",
                 )
             ]
         return self.push(repo, fetched, decisions)

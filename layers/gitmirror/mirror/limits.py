@@ -63,6 +63,17 @@ def format_size(value: int) -> str:
     return str(value)
 
 
+def human_size(value: int) -> str:
+    """For messages: 200606 -> `195.9 KiB (200,606 bytes)`."""
+    amount, unit = float(value), "bytes"
+    for name in ("KiB", "MiB", "GiB"):
+        if amount < 1024:
+            break
+        amount, unit = amount / 1024, name
+    shown = f"{value:,} bytes" if unit == "bytes" else f"{amount:.1f} {unit} ({value:,} bytes)"
+    return shown
+
+
 def default_max_push_bytes(host: str | None) -> int | None:
     """The limit applied when a mirror sets none: the host's known fixed cap, minus a margin."""
     return DEFAULT_LIMITS.get((host or "").lower())

@@ -372,7 +372,9 @@ class Remote:
                 except SendPackError as exc:
                     refused_as_too_large(self.remote_messages(), str(exc))
                     raise ProtocolFailure(f"the target refused the pack: {exc}") from None
-        except ProtocolFailure as exc:
+        except PushTooLarge:
+            raise
+        except ProtocolFailure as exc:  # e.g. a proxy's HTTP 413
             refused_as_too_large(str(exc))
             raise
         status: dict[str, str | None] = dict(stale)
