@@ -6,12 +6,14 @@ asked for, so the tests see each intermediate value, not only the end state.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +80,7 @@ def history(repo: Path, commits: int, seed: int = 1, ref: str = MAIN) -> list[st
     return [g.commit(repo, ref, {f"f{seed}-{i}.bin": rng.randbytes(BLOB)}) for i in range(commits)]
 
 
-def sync(servers: Servers, env: dict[str, str], *flags: str) -> tuple[int, dict[str, object], str]:
+def sync(servers: Servers, env: dict[str, str], *flags: str) -> tuple[int, dict[str, Any], str]:
     proc = cli("sync", *servers.urls(), "--json", *flags, env=env)
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}, proc.stderr
 
@@ -118,13 +120,13 @@ def test_capped_cold_mirror(servers: Servers, sync_env: dict[str, str]) -> None:
     assert code == 0, (out, err)
     assert out["status"] == "success" and out["remaining_refs"] == []
     assert g.refs(servers.dst) == g.refs(servers.src)
-    assert {r["action"] for r in out["refs"]} == {"create"}  # type: ignore[index, union-attr]
+    assert {r["action"] for r in out["refs"]} == {"create"}
     bodies = servers.push_bodies()
     assert len(bodies) >= 4 and max(bodies) <= 90 * 1024
     # main went through intermediate values, oldest history first
     main_values = [new for ref, _old, new in servers.updates() if ref == MAIN]
     assert len(main_values) >= 3
-    assert all(g.is_ancestor(servers.dst, a, b) for a, b in zip(main_values, main_values[1:], strict=False))
+    assert all(g.is_ancestor(servers.dst, a, b) for a, b in itertools.pairwise(main_values))
     assert_updates_sane(servers)
 
     # nothing to do the second time: no push at all
@@ -156,7 +158,7 @@ def test_resumed_over_several_runs(servers: Servers, sync_env: dict[str, str], t
         assert code == 4, (out, err)
         assert out["status"] == "incomplete" and out["error"] is None
         remaining = out["remaining_refs"]
-        assert remaining and remaining == sorted(remaining)  # type: ignore[type-var]
+        assert remaining and remaining == sorted(remaining)
         remaining_seen.append(remaining)
     assert runs >= 3
     assert g.refs(servers.dst) == g.refs(servers.src)
@@ -197,7 +199,7 @@ def test_oversized_commit_rejected_while_the_rest_mirrors(servers: Servers, sync
     code, out, err = sync(servers, sync_env, "--max-push-bytes", LIMIT)
     assert code == 3, (out, err)
     assert out["status"] == "partial"
-    by_ref = {r["ref"]: r for r in out["refs"]}  # type: ignore[index, union-attr]
+    by_ref = {r["ref"]: r for r in out["refs"]}
     for ref in ("refs/heads/big", "refs/heads/after-big"):
         assert by_ref[ref]["action"] == "rejected"
         assert big[:12] in by_ref[ref]["error"] and "90K" in by_ref[ref]["error"]
