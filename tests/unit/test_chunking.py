@@ -73,14 +73,14 @@ def test_descendants_suffix_is_the_fast_forward_part() -> None:
     "steps",
     [
         # (event, argument, the next step's size)
-        ([("first", 100, 100)],
-        ([("overflow", 100, 25), ("overflow", 25, 6), ("overflow", 6, 1), ("overflow", 1, 1)],
+        [("first", 100, 100)],
+        [("overflow", 100, 25), ("overflow", 25, 6), ("overflow", 6, 1), ("overflow", 1, 1)],
         # 10 commits took 400 bytes of a 1000-byte budget: aim at 80% -> 20 commits, at most what is left
-        ([("fit", (10, 400), None), ("after_fit", 50, 20), ("after_fit", 5, 5)],
+        [("fit", (10, 400), None), ("after_fit", 50, 20), ("after_fit", 5, 5)],
         # rates blend: 40/commit then 160/commit -> 100/commit -> 8 commits
-        ([("fit", (10, 400), None), ("fit", (1, 160), None), ("after_fit", 50, 8)],
+        [("fit", (10, 400), None), ("fit", (1, 160), None), ("after_fit", 50, 8)],
         # a commit larger than the budget still gives one commit per step
-        ([("fit", (1, 5000), None), ("after_fit", 50, 1), ("first", 9, 1)],
+        [("fit", (1, 5000), None), ("after_fit", 50, 1), ("first", 9, 1)],
     ],
 )
 def test_step_sizer(steps: list[tuple[str, object, int | None]]) -> None:
