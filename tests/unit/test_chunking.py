@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gitmirror.errors import UsageError
@@ -83,18 +85,18 @@ def test_descendants_suffix_is_the_fast_forward_part() -> None:
         [("fit", (1, 5000), None), ("after_fit", 50, 1), ("first", 9, 1)],
     ],
 )
-def test_step_sizer(steps: list[tuple[str, object, int | None]]) -> None:
+def test_step_sizer(steps: list[tuple[str, Any, int | None]]) -> None:
     sizer = StepSizer(budget=1000)
     for event, arg, want in steps:
         if event == "first":
-            assert sizer.first(arg) == want  # type: ignore[arg-type]
+            assert sizer.first(arg) == want
         elif event == "overflow":
-            assert sizer.after_overflow(arg) == want  # type: ignore[arg-type]
+            assert sizer.after_overflow(arg) == want
         elif event == "fit":
-            commits, size = arg  # type: ignore[misc]
+            commits, size = arg
             sizer.fitted(commits, size)
         else:
-            assert sizer.after_fit(arg) == want  # type: ignore[arg-type]
+            assert sizer.after_fit(arg) == want
 
 
 @pytest.mark.parametrize(
