@@ -63,7 +63,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     logger.append_keys(mirror_id=job.mirror_id, delivery_id=job.delivery_id, attempt=attempt)
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
     try:
-        outcome = run_job(job, mirrors, secrets, settings, attempt=attempt, remaining_ms=remaining)
+        outcome = run_job(
+            job, mirrors, secrets, settings, attempt=attempt, remaining_ms=remaining, queue=queue
+        )
     except MirrorError as exc:
         # DynamoDB throttling or unavailability before a run could start or record: back off, retry.
         logger.warning("job not run, will retry", extra={"error": exc.message})
@@ -81,7 +83,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     )
     if result is not None:
         metrics.add_metric(name="MirrorRuns", unit=MetricUnit.Count, value=1)
-        if result.status != RunStatus.SUCCESS:
+        if result.status not in (RunStatus.SUCCESS, RunStatus.INCOMPLETE):
             metrics.add_metric(name="MirrorsFailed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=result.stats.bytes_sent)
     if outcome.retry:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gitmirror.errors import UsageError
+from gitmirror.mirror.limits import parse_size
 from gitmirror.values import (
     MIRROR_ID,
     STUCK_AFTER_SECONDS,
@@ -70,6 +71,22 @@ class MirrorSettings(BaseModel):
     source_secret: str | None = None
     target_secret: str | None = None
     webhook_secret: str | None = None
+    # no push larger than this (bytes; "15M"-style text accepted); unset: the target host's known limit
+    max_push_bytes: int | None = None
+
+    @field_validator("max_push_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("max_push_bytes must be a number of bytes")
+        if isinstance(value, str):
+            try:
+                return parse_size(value)
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("max_push_bytes must be greater than zero")
+        return value
 
     @field_validator("source_secret", "target_secret", "webhook_secret")
     @classmethod
@@ -127,6 +144,7 @@ class Mirror(BaseModel):
     source_secret: str | None = None
     target_secret: str | None = None
     webhook_secret: str | None = None
+    max_push_bytes: int | None = None
     only_protected_branches: bool = False  # not supported: a push mirror cannot see source protections
     update_status: UpdateStatus = UpdateStatus.NONE
     last_update_at: str | None = None
@@ -140,6 +158,10 @@ class Mirror(BaseModel):
     refs_deleted: int = 0
     refs_rejected: int = 0
     refs_skipped: int = 0
+    # a history mirrored over several runs (continuations): refs still to do, bytes and runs so far
+    remaining_refs: int | None = None
+    bytes_pushed: int = 0
+    runs_so_far: int = 0
     last_run_id: str | None = None
     last_scheduled_at: str | None = None
     created_at: str | None = None
@@ -211,6 +233,7 @@ class SyncJob(BaseModel):
     trigger: Trigger
     delivery_id: str | None = None
     enqueued_at: str
+    continues: str | None = None  # a continuation job: the id of the run it continues
 
 
 class RunRecord(BaseModel):
@@ -230,6 +253,8 @@ class RunRecord(BaseModel):
     refs: list[RefUpdate] = Field(default_factory=list)
     bytes_received: int = 0
     bytes_sent: int = 0
+    bytes_pushed: int = 0
+    remaining_refs: int = 0
     duration_ms: int = 0
     transfer: str | None = None
     expires_at: int | None = None

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from gitmirror.errors import MirrorError, UsageError
-from gitmirror.mirror.limits import parse_seconds, parse_size
 from gitmirror.scrub import register_secret, scrub
 from gitmirror.values import Action, MirrorOptions, SyncResult
 from gitmirror_cli import service as cli_service
+from gitmirror_cli.arguments import SECONDS, SIZE
 from gitmirror_cli.exits import EXIT_USAGE, exit_for_error, exit_for_status
 
 
@@ -126,13 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
     sync.add_argument(
         "--max-push-bytes",
-        type=_argument(parse_size),
+        type=SIZE,
         metavar="SIZE",
         help="no push larger than SIZE bytes (K, M, G suffixes: powers of 1024); more goes in several pushes",
     )
     sync.add_argument(
         "--time-limit",
-        type=_argument(parse_seconds),
+        type=SECONDS,
         metavar="SECONDS",
         help="start no new push after SECONDS (exit 4, incomplete, if refs remain: run again to continue)",
     )
@@ -166,18 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--out", default="events", metavar="DIR", help="output directory (default: events/)")
     events.set_defaults(func=_lazy("gitmirror_dev.events", "main"))
     return parser
-
-
-def _argument[T](parse: Callable[[str], T]) -> Callable[[str], T]:
-    """An argparse `type` from a parser raising UsageError: its message becomes the usage error."""
-
-    def convert(text: str) -> T:
-        try:
-            return parse(text)
-        except UsageError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:

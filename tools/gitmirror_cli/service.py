@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from gitmirror.errors import MirrorError, MirrorExists, MirrorNotFound, UsageError
 from gitmirror.scrub import scrub
 from gitmirror.values import MIRROR_ID, Action, Provider, RunStatus, utcnow
+from gitmirror_cli.arguments import SIZE
 from gitmirror_cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_for_error
 
 if TYPE_CHECKING:
@@ -324,6 +325,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         "source_secret": args.source_secret,
         "target_secret": args.target_secret,
         "webhook_secret": args.webhook_secret,
+        "max_push_bytes": args.max_push_bytes,
         "enabled": False if args.disabled else None,
     }
     spec = MirrorSpec(**{k: v for k, v in fields.items() if v is not None})
@@ -393,6 +395,10 @@ def cmd_update(args: argparse.Namespace) -> int:
     for name in ("source_secret", "target_secret", "webhook_secret"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
+    if args.clear_max_push_bytes:
+        changes["max_push_bytes"] = None
+    elif args.max_push_bytes is not None:
+        changes["max_push_bytes"] = args.max_push_bytes
     if not changes:
         raise UsageError("nothing to change: give at least one option (see gitmirror mirrors update --help)")
     settings = _settings(args)
@@ -506,6 +512,12 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-secret", metavar="NAME", help="Secrets Manager secret for the source")
     parser.add_argument("--target-secret", metavar="NAME", help="Secrets Manager secret for the target")
     parser.add_argument("--webhook-secret", metavar="NAME", help="Secrets Manager secret verifying webhooks")
+    parser.add_argument(
+        "--max-push-bytes",
+        type=SIZE,
+        metavar="SIZE",
+        help="no push larger than SIZE (K, M, G: powers of 1024; default: the target host's known limit)",
+    )
     parser.add_argument("--disabled", action="store_true", help="create the mirror disabled")
 
 
@@ -532,6 +544,11 @@ def _update_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-secret", metavar="NAME", help="Secrets Manager secret for the source")
     parser.add_argument("--target-secret", metavar="NAME", help="Secrets Manager secret for the target")
     parser.add_argument("--webhook-secret", metavar="NAME", help="Secrets Manager secret verifying webhooks")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--max-push-bytes", type=SIZE, metavar="SIZE", help="no push larger than SIZE")
+    size.add_argument(
+        "--clear-max-push-bytes", action="store_true", help="use the target host's known limit again"
+    )
 
 
 def register(sub: Any) -> None:

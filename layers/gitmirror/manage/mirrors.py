@@ -59,6 +59,7 @@ def create_mirror(
         source_secret=spec.source_secret,
         target_secret=spec.target_secret,
         webhook_secret=spec.webhook_secret,
+        max_push_bytes=spec.max_push_bytes,
         created_at=now,
         updated_at=now,
     )

@@ -12,8 +12,9 @@ from gitmirror.mirror.credentials import Anonymous, CodeCommitIAM, CredentialPro
 from gitmirror.mirror.engine import sync_mirror
 from gitmirror.mirror.transport import Remote
 from gitmirror.mirror.urls import parse_remote
-from gitmirror.ports import MirrorRepository, SecretSource
+from gitmirror.ports import JobQueue, MirrorRepository, SecretSource
 from gitmirror.records import Mirror, RunRecord, SyncJob, check_secret_prefix
+from gitmirror.run import continuation
 from gitmirror.scrub import scrub
 from gitmirror.settings import WorkerSettings
 from gitmirror.values import (
@@ -131,6 +132,7 @@ def run_job(
     attempt: int = 1,
     remaining_ms: Callable[[], int] | None = None,
     workdir_parent: str | None = None,
+    queue: JobQueue | None = None,
 ) -> JobOutcome:
     now = utcnow()
     mirror = store.get(job.mirror_id)
@@ -138,7 +140,7 @@ def run_job(
         return JobOutcome("dropped", "the mirror no longer exists")
     if not mirror.enabled:
         return JobOutcome("dropped", "the mirror is disabled")
-    covered = covered_by_later_run(mirror, job, now)
+    covered = covered_by_later_run(mirror, job, now) or continuation.superseded(mirror, job)
     if covered:
         return JobOutcome("dropped", covered)
 
@@ -159,8 +161,9 @@ def run_job(
         result = SyncResult(
             status=RunStatus.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}")
         )
+    result = continuation.without_progress(result)
     finished_at = iso(utcnow())
-    fields = status_fields(result, finished_at)
+    fields = {**status_fields(result, finished_at), **continuation.progress_fields(mirror, job, result)}
     applied = store.finish(mirror.id, run_id, fields)
     store.put_run(
         RunRecord(
@@ -178,11 +181,15 @@ def run_job(
             refs=result.refs,
             bytes_received=result.stats.bytes_received,
             bytes_sent=result.stats.bytes_sent,
+            bytes_pushed=result.stats.bytes_pushed,
+            remaining_refs=len(result.remaining_refs),
             duration_ms=int(result.stats.duration_seconds * 1000),
             transfer=result.stats.transfer,
             expires_at=int((utcnow() + dt.timedelta(days=settings.run_ttl_days)).timestamp()),
         )
     )
+    if result.status == RunStatus.INCOMPLETE and queue is not None and applied:
+        queue.enqueue(continuation.next_job(mirror.id, run_id))
     retry = result.status == RunStatus.FAILED and result.retryable
     reason = "" if applied else "the lease expired before the run finished; its status was not written"
     return JobOutcome(
@@ -208,8 +215,15 @@ def _sync(
         target = Remote(parse_remote(mirror.url), target_creds, policy=settings.policy)
     except UsageError as exc:
         return SyncResult(status=RunStatus.FAILED, error=exc.message, error_kind=exc.kind)
+    max_bytes = continuation.max_push_bytes(mirror)
     result = sync_mirror(
-        source, target, mirror.options, remaining_seconds=clock.seconds_left, workdir_parent=workdir_parent
+        source,
+        target,
+        mirror.options,
+        remaining_seconds=clock.seconds_left,
+        workdir_parent=workdir_parent,
+        max_push_bytes=max_bytes,
+        time_limit=continuation.push_time_limit(clock.seconds_left()),
     )
     if result.error_kind == "auth":
         # A rotated secret: read the secrets again (bypassing the cache) and try once more.
@@ -226,5 +240,7 @@ def _sync(
                 mirror.options,
                 remaining_seconds=clock.seconds_left,
                 workdir_parent=workdir_parent,
+                max_push_bytes=max_bytes,
+                time_limit=continuation.push_time_limit(clock.seconds_left()),
             )
     return result
