@@ -75,7 +75,7 @@ def test_descendants_suffix_is_the_fast_forward_part() -> None:
     "steps",
     [
         # (event, argument, the next step's size)
-        [("first", 100, 100)],
+        [("first", 100, 25), ("first", 3, 1)],
         [("overflow", 100, 25), ("overflow", 25, 6), ("overflow", 6, 1), ("overflow", 1, 1)],
         # 10 commits took 400 bytes of a 1000-byte budget: aim at 80% -> 20 commits, at most what is left
         [("fit", (10, 400), None), ("after_fit", 50, 20), ("after_fit", 5, 5)],

@@ -65,6 +65,7 @@ class StepSizer:
 
     A step that did not fit is retried with a quarter of its commits; after a push that fit, the next
     step aims at `fill` of the budget at the measured rate. It never asks for fewer than one commit.
+    Rates carry over from one ref to the next (a repository's density changes slowly).
     """
 
     budget: int
@@ -73,8 +74,10 @@ class StepSizer:
     bytes_per_commit: float | None = None
 
     def first(self, commits: int) -> int:
+        """A ref's first step. Before any push has fit, a quarter of its chain: the whole difference
+        was already found too large for one push."""
         if self.bytes_per_commit is None:
-            return max(1, commits)
+            return self.after_overflow(commits)
         return self._at_rate(commits)
 
     def fitted(self, commits: int, size: int) -> None:
