@@ -75,12 +75,15 @@ def test_descendants_suffix_is_the_fast_forward_part() -> None:
     "steps",
     [
         # (event, argument, the next step's size)
-        [("first", 100, 25), ("first", 3, 1)],
-        [("overflow", 100, 25), ("overflow", 25, 6), ("overflow", 6, 1), ("overflow", 1, 1)],
+        [("first", 100, 25), ("first", 3, 1)],  # nothing fit yet: a quarter of the chain
+        [("overflow", 100, 50), ("overflow", 50, 25), ("overflow", 1, 1)],
         # 10 commits took 400 bytes of a 1000-byte budget: aim at 80% -> 20 commits, at most what is left
-        [("fit", (10, 400), None), ("after_fit", 50, 20), ("after_fit", 5, 5)],
-        # rates blend: 40/commit then 160/commit -> 100/commit -> 8 commits
-        [("fit", (10, 400), None), ("fit", (1, 160), None), ("after_fit", 50, 8)],
+        [("fit", (10, 400), None), ("after_fit", 50, 20), ("after_fit", 5, 5), ("first", 50, 20)],
+        # the latest rate counts: 40/commit, then 160/commit -> 5 commits, but at most 4 x the last step (1)
+        [("fit", (10, 400), None), ("fit", (1, 160), None), ("after_fit", 50, 4)],
+        [("fit", (10, 400), None), ("fit", (2, 320), None), ("after_fit", 50, 5)],
+        # growth is capped: 2 commits took 10 bytes -> at most 4 x 2 commits next
+        [("fit", (2, 10), None), ("after_fit", 500, 8)],
         # a commit larger than the budget still gives one commit per step
         [("fit", (1, 5000), None), ("after_fit", 50, 1), ("first", 9, 1)],
     ],

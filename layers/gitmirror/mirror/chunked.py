@@ -9,6 +9,7 @@ retried with fewer commits; a single commit whose own new objects exceed it is r
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterable
@@ -26,6 +27,9 @@ from gitmirror.values import Action, RefUpdate
 
 if TYPE_CHECKING:
     from gitmirror.mirror.engine import _Run
+
+# how many times a run tries to send all refs left in one push after finishing a ref's history
+MAX_REST_TRIES = 3
 
 
 class _TimeUp(Exception):
@@ -175,7 +179,19 @@ class _Chunker:
     def _reject(self, decision: RefUpdate, why: str) -> RefUpdate:
         return RefUpdate(decision.ref, Action.REJECTED, old=decision.old, new=decision.new, error=why)
 
-    # --- refs whose history the target has: together -------------------------------------------
+    # --- several refs in one push ---------------------------------------------------------------
+
+    def try_together(self, decisions: list[RefUpdate]) -> list[RefUpdate] | None:
+        """All of `decisions` straight to their final values in one push, if that fits; else None
+        (and only the budget's worth was downloaded)."""
+        self.check_time()
+        wants = {d.new for d in decisions if d.new is not None}
+        budget = max(1, self.limit - command_bytes([d.ref for d in decisions]))
+        try:
+            repo, fetched = self.fetch(wants, None, budget, measure=False)
+        except PackOverLimit:
+            return None
+        return self.push(repo, fetched, decisions)
 
     def push_together(self, decisions: list[RefUpdate], *, first: bool = True) -> list[RefUpdate]:
         """Refs that need no history (or deletions): one push, halved while its pack is too large.
@@ -228,9 +244,22 @@ def push_in_chunks(
     chunker = _Chunker(run, workdir, graph, target_refs)
     together: list[RefUpdate] = []
     pending = list(ordered)
+    # after a ref's history is sent, what is left is often small: try it all in one push, a few times
+    tries_left, try_rest = MAX_REST_TRIES, False
     try:
         while pending:
             decision = pending[0]
+            rest = [*together, *itertools.takewhile(lambda d: d.action != Action.DELETE, pending)]
+            if try_rest and tries_left and len(rest) > 1 and len(rest) <= run.batch_size:
+                try_rest = False
+                outcomes = chunker.try_together(rest)
+                if outcomes is None:
+                    tries_left -= 1
+                else:
+                    run.done.extend(outcomes)
+                    del pending[: len(rest) - len(together)]
+                    together = []
+                    continue
             if decision.action == Action.DELETE:
                 deletions: list[RefUpdate] = []
                 while pending and pending[0].action == Action.DELETE and len(deletions) < run.batch_size:
@@ -251,6 +280,7 @@ def push_in_chunks(
             pending.pop(0)
             if outcome is not None:
                 run.done.append(outcome)
+                try_rest = True
         if together:
             run.done.extend(chunker.push_together(together))
             together = []

@@ -61,36 +61,39 @@ def descendants_suffix(chain: list[bytes], descends: Callable[[bytes], bool]) ->
 
 @dataclass
 class StepSizer:
-    """How many chain commits the next push should take, from the bytes per commit seen so far.
+    """How many chain commits the next push should take, from the bytes per commit just seen.
 
-    A step that did not fit is retried with a quarter of its commits; after a push that fit, the next
-    step aims at `fill` of the budget at the measured rate. It never asks for fewer than one commit.
-    Rates carry over from one ref to the next (a repository's density changes slowly).
+    A step that did not fit is retried with half of its commits; after a push that fit, the next step
+    aims at `fill` of the budget at the rate of that push (a history's density drifts, so the latest
+    rate is the best guess), growing at most `growth` times. It never asks for fewer than one commit.
+    Before anything has fit, a ref's first step takes a quarter of its chain: the whole difference was
+    already found too large for one push.
     """
 
     budget: int
     fill: float = 0.8
-    shrink: int = 4
+    growth: int = 4
     bytes_per_commit: float | None = None
+    last: int = 0  # commits of the last step that fit
 
     def first(self, commits: int) -> int:
-        """A ref's first step. Before any push has fit, a quarter of its chain: the whole difference
-        was already found too large for one push."""
         if self.bytes_per_commit is None:
-            return self.after_overflow(commits)
+            return max(1, commits // 4)
         return self._at_rate(commits)
 
     def fitted(self, commits: int, size: int) -> None:
-        rate = size / max(commits, 1)
-        # blend, so one unusually dense or sparse step does not swing the next one too far
-        self.bytes_per_commit = rate if self.bytes_per_commit is None else (self.bytes_per_commit + rate) / 2
+        self.bytes_per_commit = size / max(commits, 1)
+        self.last = commits
 
     def after_fit(self, commits_left: int) -> int:
         return self._at_rate(commits_left)
 
     def after_overflow(self, tried: int) -> int:
-        return max(1, tried // self.shrink)
+        return max(1, tried // 2)
 
     def _at_rate(self, commits_left: int) -> int:
         rate = max(self.bytes_per_commit or 1.0, 1.0)
-        return max(1, min(commits_left, int(self.fill * self.budget / rate)))
+        aim = int(self.fill * self.budget / rate)
+        if self.last:
+            aim = min(aim, self.growth * self.last)
+        return max(1, min(commits_left, aim))

@@ -40,6 +40,9 @@ DEADLINE_MARGIN_SECONDS = 20.0
 # the refs that are really refused; this bounds the extra pushes that search may cost.
 MAX_ISOLATION_PUSHES = 64
 _MAX_REASON = 600
+# A commit graph pack up to this size is read into memory (about 3x its size); a larger one is indexed
+# on disk and read from there.
+MAX_SCANNED_GRAPH_BYTES = 32 * 1024 * 1024
 # How receive-pack says a ref's objects are not there (git: "missing necessary objects").
 _MISSING_OBJECTS = re.compile(r"missing|connectivity|unpack|bad object", re.IGNORECASE)
 
@@ -236,8 +239,18 @@ def fetch_commit_graph(run: _Run, workdir: str, repos: list[Repo], wants: set[st
     graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
     repos.append(graph)
     run.check_time("fetching the commit graph")
-    run.source.fetch(graph, wants, filter_spec=b"tree:0" if run.source.supports_filter() else None)
-    return CommitGraph(graph.object_store)
+    filter_spec = b"tree:0" if run.source.supports_filter() else None
+    fetched = run.source.fetch_pack_file(graph, wants, [], filter_spec=filter_spec)
+    if filter_spec is not None and fetched.size <= MAX_SCANNED_GRAPH_BYTES:
+        # commits and tags only: read them in one pass (3x faster than indexing), then drop the file
+        try:
+            return CommitGraph(_delta_commits(fetched))
+        finally:
+            fetched.discard()
+    fetched.index()
+    packs = list(graph.object_store.packs)
+    # one pack: look objects up in it directly (the store checks for a multi-pack index on every lookup)
+    return CommitGraph(packs[0] if len(packs) == 1 else graph.object_store)
 
 
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
