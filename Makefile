@@ -6,7 +6,7 @@ PYTHON ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint check-sam bench fuzz load clean
+.PHONY: setup demo test unit lint check-sam build bench fuzz load clean
 
 setup:
 	@bash scripts/setup_venv.sh "$(PYTHON)"
@@ -30,6 +30,10 @@ check-sam:
 	bash scripts/check_sam.sh
 	bash scripts/check_layer_wheels.sh
 
+# `sam build` without Docker (Python 3.12 on PATH), then the check of the built layer.
+build:
+	bash scripts/sam_build.sh
+
 bench: setup
 	$(PY) bench/run.py
 
@@ -40,4 +44,4 @@ load: setup
 	$(PY) -m gitmirror_dev.loadtest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
