@@ -743,7 +743,9 @@ def test_samconfig() -> None:
     assert build["parallel"] is True
 
 
-@pytest.mark.parametrize("script", ["check_sam.sh", "check_layer_wheels.sh"])
+@pytest.mark.parametrize(
+    "script", ["check_sam.sh", "check_layer_wheels.sh", "sam_build.sh", "find_python.sh", "setup_venv.sh"]
+)
 def test_check_scripts_present(script: str) -> None:
     text = (ROOT / "scripts" / script).read_text(encoding="utf-8")
     assert text.startswith("#!/usr/bin/env bash")
