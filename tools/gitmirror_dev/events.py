@@ -5,8 +5,9 @@ They feed `sam local invoke <Function> -e events/<file>.json` and the docker-fre
 handler against moto and that the committed files are exactly what this module generates.
 
 Webhook bodies are the real published payloads vendored in `tests/fixtures/webhooks` (sources and
-licences: `tests/fixtures/SOURCES.md`), embedded byte for byte: the signatures are over those exact bytes. Every id and timestamp is fixed
-(derived from names or from `now`), so generating twice with the same secret gives identical files.
+licences: `tests/fixtures/SOURCES.md`), embedded byte for byte: the signatures are over those exact
+bytes. Every id and timestamp is fixed (derived from names or from `now`), so generating twice with the
+same secret gives identical files.
 GitLab deliveries authenticate with the secret token (`X-Gitlab-Token`), never a time-bound signing
 token, so nothing expires.
 """
