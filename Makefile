@@ -1,19 +1,15 @@
 # gitmirror — two commands for a fresh clone: `make demo` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3
+# .venv is made with Python 3.12 (the Lambda runtime): python3.12 on PATH, else pyenv's 3.12, else
+# python3 >= 3.11 with a warning (scripts/find_python.sh). `make setup PYTHON=...` names one explicitly.
+PYTHON ?=
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint check-sam bench fuzz load clean
+.PHONY: setup demo test unit lint check-sam build bench fuzz load clean
 
-$(STAMP): pyproject.toml requirements-dev.lock layers/requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
-
-setup: $(STAMP)
+setup:
+	@bash scripts/setup_venv.sh "$(PYTHON)"
 
 demo: setup
 	$(VENV)/bin/gitmirror demo
@@ -26,9 +22,17 @@ lint: setup
 test: setup
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+# The fast part of the suite: the unit tests (in-memory, no servers).
+unit: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+
 check-sam:
 	bash scripts/check_sam.sh
 	bash scripts/check_layer_wheels.sh
+
+# `sam build` without Docker (Python 3.12 on PATH), then the check of the built layer.
+build:
+	bash scripts/sam_build.sh
 
 bench: setup
 	$(PY) bench/run.py
@@ -40,4 +44,4 @@ load: setup
 	$(PY) -m gitmirror_dev.loadtest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -5,7 +5,7 @@
     .venv/bin/python bench/receiver.py --moto thread        # moto in a thread of this process instead
 
 Warm: a moto server on loopback, the tables/queue/secrets created as template.yaml does, one GitHub
-mirror registered for the repository of ``../shared/webhooks/github/push.json``, and one handler module
+mirror registered for the repository of ``tests/fixtures/webhooks/github/push.json``, and one handler module
 loaded with ``gitmirror_dev.lambdas.load_function("webhook")`` (one warm execution environment). Each
 invocation gets the real push payload, signed, with a fresh ``X-GitHub-Delivery`` (expect 202); then
 redeliveries of already accepted ids (expect 200 duplicate). Per invocation: ``perf_counter`` wall
@@ -44,7 +44,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
-WEBHOOK_DIR = Path(os.environ.get("BENCH_WEBHOOK_DIR", REPO_ROOT.parent / "shared" / "webhooks"))
+WEBHOOK_DIR = Path(os.environ.get("BENCH_WEBHOOK_DIR", REPO_ROOT / "tests" / "fixtures" / "webhooks"))
 HANDLER = REPO_ROOT / "functions" / "webhook" / "app.py"
 PYTHON = sys.executable
 

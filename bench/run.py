@@ -40,12 +40,12 @@ import measure
 import receiver
 
 from gitmirror_dev.gitserver import GitHTTPServer
+from gitmirror_dev.samples import find_bundle
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 CACHE_DIR = BENCH_DIR / ".cache"
 RESULTS_DIR = BENCH_DIR / "results"
-BUNDLE_DIR = Path(os.environ.get("BENCH_BUNDLE_DIR", REPO_ROOT.parent / "shared" / "bench"))
 GITMIRROR_BIN = Path(os.environ.get("BENCH_GITMIRROR", REPO_ROOT / ".venv" / "bin" / "gitmirror"))
 PYTHON = sys.executable
 # The source server allows partial clone like GitHub and GitLab do (gitmirror's commit-graph-only
@@ -63,6 +63,24 @@ FIXED_ENV = {
     "GIT_COMMITTER_EMAIL": "bench@example.invalid",
     "GIT_COMMITTER_DATE": "1700000000 +0000",
 }
+
+
+# The public homes of the benchmark repositories: without ../shared/bench (or $BENCH_BUNDLE_DIR), clone
+# them and bundle them (bench/README.md, "Benchmark repositories").
+UPSTREAMS = {"httpx": "https://github.com/encode/httpx", "pip": "https://github.com/pypa/pip"}
+
+
+def bundle_hint(names: list[str]) -> str:
+    """How to make the missing bundles: clone each upstream as a mirror, bundle its branches and tags."""
+    steps = "; ".join(
+        f"git clone --mirror {UPSTREAMS[n]} {n}.git && git -C {n}.git bundle create ../{n}.bundle "
+        "HEAD --branches --tags"
+        for n in names
+    )
+    return (
+        f"make the bundles with `{steps}` in a directory and set BENCH_BUNDLE_DIR to it "
+        "(or put them in ../shared/bench beside the checkout); see bench/README.md"
+    )
 
 
 def log(msg: str) -> None:
@@ -147,9 +165,9 @@ class Config:
     def restored(self, name: str) -> Path:
         """The bundle restored as a bare repo (once per invocation)."""
         if name not in self._restored:
-            bundle = BUNDLE_DIR / f"{name}.bundle"
-            if not bundle.is_file():
-                raise FileNotFoundError(f"bundle not found: {bundle} (set BENCH_BUNDLE_DIR)")
+            bundle = find_bundle(f"{name}.bundle")
+            if bundle is None:
+                raise FileNotFoundError(f"{name}.bundle not found (bench/README.md: Benchmark repositories)")
             dst = self.work / "base" / f"{name}.git"
             git("clone", "-q", "--mirror", bundle, dst)
             git("-C", dst, "remote", "remove", "origin")
@@ -166,7 +184,7 @@ class Prepared:
 
 
 def _incremental_template(base: Path, dst: Path, n: int, k: int) -> dict[str, Any]:
-    """README recipe "Reproducible incremental push" + one divergent branch."""
+    """The incremental recipe of bench/README.md (Benchmark repositories) + one divergent branch."""
     local_mirror(base, dst)
     d = git("-C", dst, "symbolic-ref", "--short", "HEAD").strip()
     contains = git("-C", dst, "for-each-ref", "--contains", f"{d}~{n - 1}", "--format=%(refname)").split()
@@ -357,17 +375,24 @@ class Scenario:
     description: str
     prepare: Callable[[Config, Path], Prepared]
     default: bool = True
+    bundle: str | None = None  # the real repository it needs (an optional bundle, see bundle_hint)
 
 
 SCENARIOS = {
     s.name: s
     for s in [
-        Scenario("httpx-cold", "full mirror of httpx into an empty target", prep_bundle_cold("httpx")),
+        Scenario(
+            "httpx-cold",
+            "full mirror of httpx into an empty target",
+            prep_bundle_cold("httpx"),
+            bundle="httpx",
+        ),
         Scenario(
             "httpx-incremental",
             f"httpx; target lacks the newest {INCR_N} first-parent commits of master and {INCR_K} newest "
             "tags, and has one divergent branch",
             prep_bundle_incremental("httpx"),
+            bundle="httpx",
         ),
         Scenario(
             "blobs-cold", "generated repo of incompressible 5 MiB blobs into an empty target", prep_blobs
@@ -380,9 +405,13 @@ SCENARIOS = {
         Scenario(
             "manyrefs", "generated repo with thousands of small branches into an empty target", prep_manyrefs
         ),
-        Scenario("noop", "httpx; target already equals source", prep_noop),
+        Scenario("noop", "httpx; target already equals source", prep_noop, bundle="httpx"),
         Scenario(
-            "pip-cold", "full mirror of pip into an empty target", prep_bundle_cold("pip"), default=False
+            "pip-cold",
+            "full mirror of pip into an empty target",
+            prep_bundle_cold("pip"),
+            default=False,
+            bundle="pip",
         ),
         Scenario(
             "pip-incremental",
@@ -390,6 +419,7 @@ SCENARIOS = {
             "and has one divergent branch",
             prep_bundle_incremental("pip"),
             default=False,
+            bundle="pip",
         ),
     ]
 }
@@ -1038,6 +1068,17 @@ def main(argv: list[str]) -> int:
         for c in CONTENDERS.values():
             print(f"contender {c.name:18} {c.description}")
         return 0
+
+    missing = sorted(
+        {
+            s.bundle
+            for s in (SCENARIOS[name] for name in args.scenario_list)
+            if s.bundle and find_bundle(f"{s.bundle}.bundle") is None
+        }
+    )
+    if missing:
+        log(f"missing benchmark repositories {', '.join(missing)}: their scenarios will fail")
+        log(bundle_hint(missing))
 
     started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

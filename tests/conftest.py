@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from gitmirror_dev.gitserver import GitHTTPServer
+from gitmirror_dev.samples import webhook_fixtures_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
+# Real webhook deliveries and signature vectors, vendored (sources and licences: tests/fixtures/SOURCES.md).
+WEBHOOKS = webhook_fixtures_dir()
 # Canary credentials: any test may assert they never show up in output, logs or stored state.
 SOURCE_USER, SOURCE_TOKEN = "src-user", "canary-SRC-7f3a9c1e5b"
 TARGET_USER, TARGET_TOKEN = "dst-user", "canary-DST-2b8d4f6a0c"

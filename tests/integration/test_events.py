@@ -10,8 +10,7 @@ import pytest
 
 from gitmirror.values import UpdateStatus
 from gitmirror_cli import main as cli
-from gitmirror_dev.events import EVENTS, MIRROR_ID, WEBHOOK_FILES, delivery_ids, generate, load_bodies
-from gitmirror_dev.events import _bodies_from_committed as bodies_from_committed
+from gitmirror_dev.events import EVENTS, MIRROR_ID, WEBHOOK_FILES, delivery_ids, generate
 from gitmirror_dev.lambdas import invoke
 from tests.conftest import REPO_ROOT, AwsEnv, GitServers
 from tests.support import gitrepo as g
@@ -42,14 +41,14 @@ def status_of(mirror_id: str) -> UpdateStatus:
 
 
 def test_committed_events_are_exactly_what_the_generator_writes(tmp_path: Path) -> None:
-    written = generate(WEBHOOK_SECRET, tmp_path / "events", shared=WEBHOOKS)
+    written = generate(WEBHOOK_SECRET, tmp_path / "events", webhooks=WEBHOOKS)
     assert [p.name for p in written] == [spec.name for spec in EVENTS]
     committed = sorted(p.name for p in EVENTS_DIR.glob("*.json"))
     assert committed == sorted(p.name for p in written), "events/ has missing or extra files"
     stale = [p.name for p in written if p.read_bytes() != (EVENTS_DIR / p.name).read_bytes()]
     assert stale == [], f"regenerate with: gitmirror events --secret {WEBHOOK_SECRET}"
     # a second run is byte-identical (no clock, no randomness)
-    again = generate(WEBHOOK_SECRET, tmp_path / "again", shared=WEBHOOKS)
+    again = generate(WEBHOOK_SECRET, tmp_path / "again", webhooks=WEBHOOKS)
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in written]
 
 
@@ -58,12 +57,10 @@ def test_webhook_bodies_are_the_real_payloads_byte_for_byte() -> None:
         event = load(event_name)
         assert event["isBase64Encoded"] is False
         assert event["body"].encode("utf-8") == (WEBHOOKS / source).read_bytes(), event_name
-    # without ../shared the generator recovers the same bytes from the committed events
-    assert bodies_from_committed(EVENTS_DIR) == load_bodies(WEBHOOKS)
 
 
-def test_form_encoded_push_matches_the_shared_vector() -> None:
-    # ../shared/webhooks/HEADERS.md: the form-encoded github/push.json and its signature
+def test_form_encoded_push_matches_the_published_vector() -> None:
+    # tests/fixtures/webhooks/HEADERS.md: the form-encoded github/push.json and its signature
     event = load("webhook-github-push-form.json")
     assert len(event["body"]) == 11807
     assert event["headers"]["content-type"] == "application/x-www-form-urlencoded"

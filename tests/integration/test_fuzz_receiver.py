@@ -28,11 +28,10 @@ from gitmirror.webhook.payloads import PushEvent, parse_webhook
 from gitmirror_dev.lambdas import http_event, invoke_http, load_function
 from gitmirror_dev.moto_stack import create_resources, local_environment
 from gitmirror_dev.signing import sign_gitea, sign_github, sign_standard_webhook
-from tests.conftest import SHARED
+from tests.conftest import WEBHOOKS
 
 EXAMPLES = int(os.environ.get("GITMIRROR_FUZZ_EXAMPLES", "150"))
 SECRET = "fuzz-webhook-secret-0123"
-WEBHOOKS = SHARED / "webhooks"
 SEED_FILES = {
     "github": [("push.json", "push"), ("push-tag.json", "push"), ("ping.json", "ping")],
     "gitlab": [("push-hook.json", "Push Hook"), ("system-hook-push.json", "System Hook")],

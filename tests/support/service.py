@@ -12,9 +12,8 @@ from gitmirror.records import Mirror, MirrorSpec
 from gitmirror.settings import CliSettings, load
 from gitmirror_dev.lambdas import QueuePoller, http_event, invoke_http, load_function
 from gitmirror_dev.signing import sign_gitea, sign_github, sign_standard_webhook
-from tests.conftest import SHARED, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, AwsEnv
+from tests.conftest import SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, WEBHOOKS, AwsEnv
 
-WEBHOOKS = SHARED / "webhooks"
 WEBHOOK_SECRET = "gitmirror-test-secret"
 
 

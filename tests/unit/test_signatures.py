@@ -1,4 +1,4 @@
-"""Webhook signature checks against published and per-file vectors in ../shared/webhooks."""
+"""Webhook signature checks against published and per-file vectors in tests/fixtures/webhooks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,8 +21,8 @@ from gitmirror.webhook.signatures import (
     verify_standard_webhook,
 )
 from gitmirror_dev.signing import sign_gitea, sign_github, sign_standard_webhook
+from tests.conftest import WEBHOOKS
 
-WEBHOOKS = Path(__file__).resolve().parents[2].parent / "shared" / "webhooks"
 VECTORS: dict[str, Any] = json.loads((WEBHOOKS / "signatures.json").read_text(encoding="utf-8"))
 PARAMS: dict[str, str] = VECTORS["parameters"]
 SECRET = PARAMS["secret"]

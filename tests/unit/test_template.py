@@ -8,14 +8,21 @@ into their long JSON form: ``!Ref X`` -> ``{"Ref": "X"}``, ``!GetAtt A.B`` -> ``
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.support.routes import MANAGEMENT_ROUTES, WEBHOOK_ROUTES
 
@@ -319,6 +326,99 @@ def test_layer(resources: dict[str, Any]) -> None:
     assert re.search(r"^aws-lambda-powertools(\[[^\]]*\])?==", requirements, re.MULTILINE), (
         "Powertools must come with the layer's requirements"
     )
+
+
+# What `sam build` copies from a python layer's ContentUri: the whole folder except these names, the
+# python_pip workflow's CopySourceAction excludes (aws-lambda-builders PythonPipWorkflow.EXCLUDED_FILES).
+# scripts/check_layer_build.py checks the real build of the same thing in CI.
+SAM_PYTHON_EXCLUDES = (
+    ".aws-sam", ".chalice", ".git", ".gitignore", "*.pyc", "__pycache__", "*.so", ".Python", "*.egg-info",
+    "*.egg", "pip-log.txt", "pip-delete-this-directory.txt", "htmlcov", ".tox", ".nox", ".coverage", ".cache",
+    ".pytest_cache", ".python-version", ".mypy_cache", ".dmypy.json", ".pyre", ".env", ".venv", "venv",
+    "venv.bak", "env.bak", "ENV", "env", ".vscode", ".idea",
+)  # fmt: skip
+DEVELOPER_PACKAGES = {"gitmirror_cli", "gitmirror_dev", "tests", "moto", "pytest", "hypothesis", "yaml"}
+
+
+def layer_build_sources(content_uri: Path) -> list[str]:
+    """The files a layer build of `content_uri` ships besides the installed requirements, relative paths."""
+    shipped = []
+    for path in sorted(content_uri.rglob("*")):
+        parts = path.relative_to(content_uri).parts
+        if any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in SAM_PYTHON_EXCLUDES):
+            continue
+        if path.is_file():
+            shipped.append("/".join(parts))
+    return shipped
+
+
+def _layer_content_uri(resources: dict[str, Any]) -> Path:
+    return ROOT / resources["GitmirrorLayer"]["Properties"]["ContentUri"]
+
+
+def test_layer_ships_only_the_runtime_package_and_its_requirements(resources: dict[str, Any]) -> None:
+    content_uri = _layer_content_uri(resources)
+    shipped = layer_build_sources(content_uri)
+    assert "requirements.txt" in shipped and "gitmirror/__init__.py" in shipped
+    others = [
+        f
+        for f in shipped
+        if f != "requirements.txt" and not (f.startswith("gitmirror/") and f.endswith((".py", "/py.typed")))
+    ]
+    assert others == [], "the layer would ship more than the gitmirror package and requirements.txt"
+    # (SAM drops __pycache__ and *.egg-info, not a *.dist-info or any other stray file: those fail above.)
+    # Everything committed under the folder is shipped, i.e. sources only: nothing hides behind .gitignore.
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", "."], cwd=content_uri, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked and set(tracked) <= set(shipped)
+
+
+def _requirement_closure(requirements: Path) -> set[str]:
+    """The distributions a layer build installs for requirements.txt (resolved in this environment)."""
+    wanted = [
+        Requirement(line) for line in requirements.read_text().splitlines() if line.split("#")[0].strip()
+    ]
+    seen: set[str] = set()
+    while wanted:
+        requirement = wanted.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in metadata.requires(requirement.name) or []:
+            dependency = Requirement(text)
+            extras = requirement.extras or {""}
+            if dependency.marker is None or any(dependency.marker.evaluate({"extra": e}) for e in extras):
+                wanted.append(dependency)
+    return seen
+
+
+def test_runtime_package_imports_only_its_requirements(resources: dict[str, Any]) -> None:
+    """Every import in the layer's package is the standard library, gitmirror itself or a requirement
+    of the layer: the layer works without the CLI, the dev tooling or moto."""
+    content_uri = _layer_content_uri(resources)
+    allowed = _requirement_closure(content_uri / "requirements.txt")
+    providers = metadata.packages_distributions()
+    strays = set()
+    for source in (content_uri / "gitmirror").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "gitmirror":
+                    continue
+                if (
+                    top in DEVELOPER_PACKAGES
+                    or not {canonicalize_name(d) for d in providers.get(top, [])} & allowed
+                ):
+                    strays.add(f"{source.relative_to(content_uri)}: {name}")
+    assert strays == set()
 
 
 def test_no_unexpected_functions(resources: dict[str, Any]) -> None:
@@ -643,7 +743,9 @@ def test_samconfig() -> None:
     assert build["parallel"] is True
 
 
-@pytest.mark.parametrize("script", ["check_sam.sh", "check_layer_wheels.sh"])
+@pytest.mark.parametrize(
+    "script", ["check_sam.sh", "check_layer_wheels.sh", "sam_build.sh", "find_python.sh", "setup_venv.sh"]
+)
 def test_check_scripts_present(script: str) -> None:
     text = (ROOT / "scripts" / script).read_text(encoding="utf-8")
     assert text.startswith("#!/usr/bin/env bash")

@@ -1,9 +1,8 @@
-"""Push payload parsing against the real deliveries in ../shared/webhooks."""
+"""Push payload parsing against the real deliveries in tests/fixtures/webhooks."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,8 +19,8 @@ from gitmirror.webhook.payloads import (
     peek_repository,
     source_identity,
 )
+from tests.conftest import WEBHOOKS
 
-WEBHOOKS = Path(__file__).resolve().parents[2].parent / "shared" / "webhooks"
 ZERO = "0" * 40
 DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"  # GitHub docs example delivery id
 GITLAB_UUID = "a5461c4d-9c7f-4af9-add6-cddebe3c426f"

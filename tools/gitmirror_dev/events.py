@@ -4,9 +4,10 @@ They feed `sam local invoke <Function> -e events/<file>.json` and the docker-fre
 (`gitmirror_dev.lambdas`); `tests/integration/test_events.py` proves each one is accepted by its
 handler against moto and that the committed files are exactly what this module generates.
 
-Webhook bodies are the real published payloads in `../shared/webhooks` (see SOURCES.md there),
-embedded byte for byte: the signatures are over those exact bytes. Every id and timestamp is fixed
-(derived from names or from `now`), so generating twice with the same secret gives identical files.
+Webhook bodies are the real published payloads vendored in `tests/fixtures/webhooks` (sources and
+licences: `tests/fixtures/SOURCES.md`), embedded byte for byte: the signatures are over those exact
+bytes. Every id and timestamp is fixed (derived from names or from `now`), so generating twice with the
+same secret gives identical files.
 GitLab deliveries authenticate with the secret token (`X-Gitlab-Token`), never a time-bound signing
 token, so nothing expires.
 """
@@ -28,14 +29,14 @@ from urllib.parse import quote_plus
 from gitmirror.errors import UsageError
 from gitmirror.records import SyncJob
 from gitmirror.values import Trigger
-from gitmirror_dev import lambda_events
+from gitmirror_dev import lambda_events, samples
 from gitmirror_dev.lambda_events import Gateway
 from gitmirror_dev.signing import sign_gitea, sign_github
 
-__all__ = ["FIXED_NOW", "WEBHOOK_FILES", "EventSpec", "find_shared_webhooks", "generate", "main"]
+__all__ = ["FIXED_NOW", "WEBHOOK_FILES", "EventSpec", "generate", "main"]
 
 # 2023-11-14T22:13:20Z: the instant every generated event claims (also the webhook-timestamp used in
-# ../shared/webhooks/HEADERS.md). Pass `now` to generate() for another one.
+# tests/fixtures/webhooks/HEADERS.md). Pass `now` to generate() for another one.
 FIXED_NOW = 1_700_000_000
 
 ACCOUNT_ID = "123456789012"
@@ -52,8 +53,8 @@ IAM_USER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/gitmirror-operator"
 BAD_SECRET = "not-the-webhook-secret"
 _NAMESPACE = uuid.UUID("6f1b3c2e-6d1e-4a8f-9a57-3f4a2a7d0c11")
 
-# Payload files (relative to the shared webhooks directory) the events embed, and for each the
-# committed event whose body is that file's bytes (used when ../shared is not beside the checkout).
+# Payload files (relative to tests/fixtures/webhooks) the events embed, and for each the event whose body
+# is that file's bytes.
 WEBHOOK_FILES = {
     "github/push.json": "webhook-github-push.json",
     "github/ping.json": "webhook-github-ping.json",
@@ -415,50 +416,14 @@ EVENTS: tuple[EventSpec, ...] = (
 # --------------------------------------------------------------------------- generation
 
 
-def _project_root() -> Path | None:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "functions").is_dir() and (parent / "layers").is_dir():
-            return parent
-    return None
-
-
-def find_shared_webhooks() -> Path | None:
-    """`../shared/webhooks` beside the checkout (the real payloads), when it is there."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent.parent / "shared" / "webhooks"
-        if (candidate / "github" / "push.json").is_file():
-            return candidate
-    return None
-
-
-def _bodies_from_committed(events_dir: Path) -> dict[str, bytes]:
-    """The payload bytes recovered from committed events (their bodies are the files, byte for byte)."""
-    bodies = {}
-    for source, event_name in WEBHOOK_FILES.items():
-        event = json.loads((events_dir / event_name).read_text(encoding="utf-8"))
-        raw = str(event["body"])
-        bodies[source] = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
-    return bodies
-
-
-def load_bodies(shared: Path | None) -> dict[str, bytes]:
-    """The real payloads: from `shared` (the webhooks directory or its parent), else `../shared/webhooks`,
-    else the bodies of the committed events in `events/`."""
-    if shared is not None:
-        directory = shared / "webhooks" if (shared / "webhooks").is_dir() else shared
-        missing = [name for name in WEBHOOK_FILES if not (directory / name).is_file()]
-        if missing:
-            raise UsageError(f"{directory} lacks the webhook payloads {', '.join(missing)}")
-        return {name: (directory / name).read_bytes() for name in WEBHOOK_FILES}
-    found = find_shared_webhooks()
-    if found is not None:
-        return load_bodies(found)
-    root = _project_root()
-    if root is not None and all((root / "events" / e).is_file() for e in WEBHOOK_FILES.values()):
-        return _bodies_from_committed(root / "events")
-    raise UsageError("cannot find the webhook payloads: ../shared/webhooks is missing and so is events/")
+def load_bodies(directory: Path | None = None) -> dict[str, bytes]:
+    """The real payloads the webhook events embed: from `directory` (a webhooks directory laid out like
+    tests/fixtures/webhooks), by default the checkout's vendored fixtures."""
+    directory = directory or samples.webhook_fixtures_dir()
+    missing = [name for name in WEBHOOK_FILES if not (directory / name).is_file()]
+    if missing:
+        raise UsageError(f"{directory} lacks the webhook payloads {', '.join(missing)}")
+    return {name: (directory / name).read_bytes() for name in WEBHOOK_FILES}
 
 
 def render(event: dict[str, Any]) -> bytes:
@@ -466,11 +431,11 @@ def render(event: dict[str, Any]) -> bytes:
     return (json.dumps(event, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
 
-def generate(secret: str, out: Path, *, shared: Path | None = None, now: int | None = None) -> list[Path]:
+def generate(secret: str, out: Path, *, webhooks: Path | None = None, now: int | None = None) -> list[Path]:
     """Write every event into `out`, webhooks signed with `secret`; returns the paths written, in order."""
     if not secret:
         raise UsageError("the webhook secret must not be empty")
-    bodies = load_bodies(shared)  # before writing: out may be the events/ directory the bodies come from
+    bodies = load_bodies(webhooks)
     when = FIXED_NOW if now is None else now
     rendered = [(spec.name, render(spec.build(bodies, secret, when))) for spec in EVENTS]
     out.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from gitmirror_dev import samples
 from gitmirror_dev.lambdas import QueuePoller, load_function
 from gitmirror_dev.moto_stack import put_secret
 from gitmirror_dev.signing import sign_github
-from gitmirror_dev.stack import SOURCE_USER, TARGET_USER, WEBHOOK_SECRET, Stack, github_push_body
+from gitmirror_dev.stack import SOURCE_USER, TARGET_USER, WEBHOOK_SECRET, Stack
 
 
 @dataclass
@@ -48,7 +48,7 @@ class LoadReport:
 
 def payload_for(repo_id: int, name: str) -> bytes:
     """The real GitHub push payload, re-addressed to another repository (same shape, other ids)."""
-    data = json.loads(github_push_body())
+    data = json.loads(samples.webhook_payload("github/push.json"))
     data["repository"]["id"] = repo_id
     data["repository"]["full_name"] = name
     return json.dumps(data).encode()

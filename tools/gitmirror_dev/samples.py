@@ -1,4 +1,5 @@
-"""Sample upstream histories for the demo and the local stack, made with the git CLI."""
+"""Sample data for the demo, the local stack and the tests: upstream histories made with the git CLI,
+the optional benchmark bundles, and the vendored real webhook payloads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+
+from gitmirror_dev.lambdas import project_root
 
 _ENV = {
     "GIT_AUTHOR_NAME": "gitmirror demo",
@@ -24,14 +27,34 @@ def git(repo: Path, *args: str, stdin: str | None = None, extra_env: dict[str, s
     return proc.stdout.strip()
 
 
+# Where the benchmark bundles (httpx.bundle, pip.bundle) are looked for first; else `shared/bench`
+# beside the checkout. They are optional: not in the repository (bench/README.md says how to make them).
+BUNDLE_DIR_ENV = "BENCH_BUNDLE_DIR"
+
+
 def find_bundle(name: str = "httpx.bundle") -> Path | None:
-    """The shared benchmark bundle beside the checkout (../shared/bench), when present."""
+    """A benchmark bundle from $BENCH_BUNDLE_DIR or ../shared/bench beside the checkout; None when absent."""
+    configured = os.environ.get(BUNDLE_DIR_ENV)
+    if configured:
+        candidate = Path(configured) / name
+        return candidate if candidate.is_file() else None
     here = Path(__file__).resolve()
     for parent in here.parents:
         candidate = parent.parent / "shared" / "bench" / name
         if candidate.is_file():
             return candidate
     return None
+
+
+def webhook_fixtures_dir() -> Path:
+    """The real webhook deliveries and signature vectors vendored in the checkout (tests/fixtures/webhooks;
+    where each came from and under which licence: tests/fixtures/SOURCES.md)."""
+    return project_root() / "tests" / "fixtures" / "webhooks"
+
+
+def webhook_payload(name: str) -> bytes:
+    """One real delivery body, byte for byte (signatures are over these exact bytes): e.g. github/push.json."""
+    return (webhook_fixtures_dir() / name).read_bytes()
 
 
 def fill_from_bundle(repo: Path, bundle: Path) -> str:

@@ -44,6 +44,14 @@ class LocalApi:
             return invoke_http(module, event)
 
 
+class _Server(ThreadingHTTPServer):
+    # A burst of concurrent webhooks (the load test sends 16 at once) overflows socketserver's listen
+    # backlog of 5 while the accepting thread waits for the GIL on a busy machine, and the kernel then
+    # drops or resets connections: seen as ConnectionResetError in tests/e2e/test_load.py.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def make_server(host: str, port: int, api: LocalApi | None = None) -> ThreadingHTTPServer:
     local = api or LocalApi()
 
@@ -99,8 +107,7 @@ def make_server(host: str, port: int, api: LocalApi | None = None) -> ThreadingH
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = _Server((host, port), Handler)
     return server
 
 

@@ -38,26 +38,6 @@ WEBHOOK_SECRET = "gitmirror-demo-webhook-secret"
 DEMO_REPO_ID, DEMO_REPO_NAME = "63933911", "binkkatal/sample_app"
 
 
-def find_shared(relative: str) -> Path | None:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent.parent / "shared" / relative
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def github_push_body() -> bytes:
-    """A real GitHub push payload: ../shared/webhooks/github/push.json, or the copy in events/."""
-    shared = find_shared("webhooks/github/push.json")
-    if shared is not None:
-        return shared.read_bytes()
-    from gitmirror_dev.lambdas import project_root
-
-    event = json.loads((project_root() / "events" / "webhook-github-push.json").read_text())
-    return str(event["body"]).encode()
-
-
 @dataclass
 class Stack:
     workdir: Path
@@ -99,7 +79,7 @@ class Stack:
         return create_mirror(spec, self.store, self.settings.policy, self.settings.secrets_prefix)
 
     def send_github_push(self, delivery: str | None = None) -> tuple[int, dict[str, Any]]:
-        body = github_push_body()
+        body = samples.webhook_payload("github/push.json")
         request = urllib.request.Request(  # noqa: S310 - loopback http
             f"{self.api_url}/webhooks/github",
             data=body,

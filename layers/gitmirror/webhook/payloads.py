@@ -1,7 +1,8 @@
 """Parsing of push webhook deliveries from GitHub, GitLab and Gitea.
 
 Only the fields the mirror uses are read; everything else in a payload is ignored. Payload
-shapes follow the real deliveries in ``tests/fixtures/webhooks`` (see ``SOURCES.md`` there).
+shapes follow the real deliveries vendored in the repository's ``tests/fixtures/webhooks`` (where each
+came from: ``tests/fixtures/SOURCES.md``).
 
 Typical receiver flow (signatures are checked on the *raw* bytes, before parsing):
 

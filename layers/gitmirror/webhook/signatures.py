@@ -16,7 +16,7 @@ Header mappings (``headers`` arguments) are looked up case-insensitively with
 :func:`get_header`, so the raw mapping from an HTTP framework, API Gateway (mixed case)
 or a Lambda function URL (lowercased) can be passed as is.
 
-Sources for the formats: ``tests/fixtures/webhooks/HEADERS.md`` (GitHub docs "Validating
+Sources for the formats: the repository's ``tests/fixtures/webhooks/HEADERS.md`` (GitHub docs "Validating
 webhook deliveries", Gitea ``services/webhook/deliver.go``, GitLab ``web_hook_service.rb``
 and the Standard Webhooks spec used by GitLab's signing token).
 """
