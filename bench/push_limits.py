@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import measure
 from run import (
-    BUNDLE_DIR,
     CACHE_DIR,
     GITMIRROR_BIN,
     RESULTS_DIR,
     SOURCE_SERVER_CONFIG,
     Creds,
+    bundle_hint,
     clean_env,
     fmt_bytes,
     git,
@@ -57,6 +57,7 @@ from run import (
 from gitmirror.mirror.limits import GIB, MIB, format_size
 from gitmirror.run.continuation import push_time_limit
 from gitmirror_dev.gitserver import GitHTTPServer
+from gitmirror_dev.samples import find_bundle
 
 PIP_CAP = 16 * MIB
 PIP_SIZE = "15M"
@@ -70,9 +71,9 @@ LAMBDA_BYTES_PER_SECOND = 70 * 10**6
 
 
 def bundle_source(name: str, dst: Path) -> Path:
-    bundle = BUNDLE_DIR / f"{name}.bundle"
-    if not bundle.is_file():
-        raise SystemExit(f"{bundle} not found (set BENCH_BUNDLE_DIR)")
+    bundle = find_bundle(f"{name}.bundle")
+    if bundle is None:
+        raise SystemExit(f"{name}.bundle not found: {bundle_hint([name])}")
     git("clone", "-q", "--mirror", bundle, dst)
     git("-C", dst, "remote", "remove", "origin")
     server_repack(dst)
