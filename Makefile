@@ -36,6 +36,7 @@ build:
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/push_limits.py
 
 fuzz: setup
 	GITMIRROR_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_fuzz_receiver.py
