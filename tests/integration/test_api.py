@@ -668,3 +668,17 @@ def test_openapi_lists_every_route() -> None:
     assert set(doc["paths"]["/mirrors/{id}/sync"]["post"]["responses"]) == {"202", "200", "400", "404", "503"}
     mirror = doc["components"]["schemas"]["MirrorView"]
     assert "source_key" not in mirror["properties"] and "url" in mirror["properties"]
+
+
+def test_max_push_bytes_is_set_changed_cleared_and_validated(aws: AwsEnv, api: Api) -> None:
+    reply = create(api, spec(max_push_bytes="15M"))
+    assert reply["max_push_bytes"] == 15 * 1024**2
+    status, changed, _ = api.call("PUT", "/mirrors/acme-app", {"max_push_bytes": 1_000_000})
+    assert status == 200 and changed["max_push_bytes"] == 1_000_000
+    for bad in ("12Q", 0, -1, True, "1.5G"):
+        rejected(api, aws, "PUT", "/mirrors/acme-app", {"max_push_bytes": bad}, says="max_push_bytes")
+    status, cleared, _ = api.call("PUT", "/mirrors/acme-app", {"max_push_bytes": None})
+    assert status == 200 and cleared["max_push_bytes"] is None
+    item = store().raw("acme-app")
+    assert item is not None and "max_push_bytes" not in item
+    rejected(api, aws, "POST", "/mirrors", spec("acme-app-2", max_push_bytes="0"), says="max_push_bytes")

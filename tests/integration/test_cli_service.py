@@ -320,3 +320,19 @@ def test_other_usage_errors_and_unreachable_aws(aws: AwsEnv) -> None:
     assert "cannot reach AWS" in line
     line = one_error_line(cli("mirrors", "list", "--mirrors-table", "no-such-table", "--json"), 1)
     assert "not found" in line
+
+
+def test_max_push_bytes_on_add_and_update(aws: AwsEnv) -> None:
+    out = ok_json(*add_args("app", "--max-push-bytes", "15M"))
+    assert out["max_push_bytes"] == 15 * 1024**2
+    assert ok_json("mirrors", "update", "app", "--max-push-bytes", "2G")["max_push_bytes"] == 2 * 1024**3
+    before = store().raw("app")
+    for value in ("12Q", "0", "-1"):
+        assert "--max-push-bytes" in one_error_line(
+            cli("mirrors", "update", "app", "--max-push-bytes", value), 2
+        )
+    assert "--max-push-bytes" in one_error_line(cli(*add_args("app-2", "--max-push-bytes", "12Q")), 2)
+    assert store().raw("app") == before and store().raw("app-2") is None
+    assert ok_json("mirrors", "update", "app", "--clear-max-push-bytes")["max_push_bytes"] is None
+    shown = cli("mirrors", "show", "app")
+    assert shown.returncode == 0 and "max push bytes:" in shown.stdout
