@@ -235,6 +235,10 @@ class SyncJob(BaseModel):
     enqueued_at: str
     continues: str | None = None  # a continuation job: the id of the run it continues
 
+    def message_body(self) -> str:
+        """The SQS message: a job that continues no run keeps the shape jobs always had."""
+        return self.model_dump_json(exclude=None if self.continues else {"continues"})
+
 
 class RunRecord(BaseModel):
     """One item of run history (TTL'd)."""

@@ -25,7 +25,8 @@ PUSH_SECONDS = 2.0
 
 
 def test_the_worker_continues_until_the_mirror_is_complete() -> None:
-    with local_stack(sample="generated") as stack:
+    # its own resource names: moto's state outlives the stack within this process (tests/e2e/test_load.py)
+    with local_stack(sample="generated", prefix="gitmirror-chain") as stack:
         rng = random.Random(11)
         for i in range(14):
             g.commit(stack.upstream, "refs/heads/main", {f"data/{i}.bin": rng.randbytes(30_000)})

@@ -100,8 +100,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def local_stack(*, sample: str = "auto", port: int = 0) -> Iterator[Stack]:
-    """Start everything; on exit stop every process and thread it started and remove its files."""
+def local_stack(*, sample: str = "auto", port: int = 0, prefix: str = "gitmirror-local") -> Iterator[Stack]:
+    """Start everything; on exit stop every process and thread it started and remove its files.
+
+    moto keeps its state per process, not per server: a second stack in the same process needs its own
+    resource name `prefix`."""
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     workdir = Path(tempfile.mkdtemp(prefix="gitmirror-local-"))
     saved_env = dict(os.environ)
@@ -112,7 +115,7 @@ def local_stack(*, sample: str = "auto", port: int = 0) -> Iterator[Stack]:
             GitHTTPServer(workdir / "upstream-host", SOURCE_USER, source_token) as source,
             GitHTTPServer(workdir / "downstream-host", TARGET_USER, target_token) as target,
         ):
-            os.environ.update(local_environment(endpoint, "gitmirror-local"))
+            os.environ.update(local_environment(endpoint, prefix))
             os.environ["RETRY_BASE_SECONDS"] = "1"
             settings = load(CliSettings)
             create_resources(settings)
