@@ -226,6 +226,9 @@ class RunRecord(BaseModel):
     update_status: UpdateStatus
     result: RunStatus | None = None
     error: str | None = None
+    reason_code: str | None = None  # a failed run's, as each rejected ref in `refs` carries its own
+    hint: str | None = None
+    dry_run: bool = False  # a dry run pushed nothing: `refs` is its plan; the mirror's status is untouched
     divergent_refs: list[str] = Field(default_factory=list)
     refs: list[RefUpdate] = Field(default_factory=list)
     bytes_received: int = 0

@@ -76,7 +76,8 @@ class RefUpdate:
     """One ref's decision and, after the push, its outcome.
 
     `old` is the target's id before the run (None when the ref did not exist there); `new` the id
-    pushed (None for a deletion; the source's id for a skipped or rejected ref).
+    pushed (None for a deletion; the source's id for a skipped or rejected ref). A rejected ref
+    carries the refusal's class (`reason_code`, see `gitmirror.mirror.rejections`) and a one-line `hint`.
     """
 
     ref: str
@@ -84,6 +85,8 @@ class RefUpdate:
     old: str | None = None
     new: str | None = None
     error: str | None = None
+    reason_code: str | None = None
+    hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +95,8 @@ class RefUpdate:
             "old": self.old,
             "new": self.new,
             "error": self.error,
+            "reason_code": self.reason_code,
+            "hint": self.hint,
         }
 
 
@@ -106,7 +111,11 @@ class SyncStats:
 
 @dataclass
 class SyncResult:
-    """The result of one mirror run, in the shape `gitmirror sync --json` prints."""
+    """The result of one mirror run, in the shape `gitmirror sync --json` prints.
+
+    A failed run carries its failure's `reason_code` and `hint`, as rejected refs do. A dry run
+    (`dry_run`) pushed nothing: `refs` holds the actions a real run would take.
+    """
 
     status: RunStatus
     divergent_refs: list[str] = field(default_factory=list)
@@ -115,6 +124,9 @@ class SyncResult:
     error_kind: str | None = None
     retryable: bool = False
     stats: SyncStats = field(default_factory=SyncStats)
+    reason_code: str | None = None
+    hint: str | None = None
+    dry_run: bool = False
 
     def count(self, action: Action) -> int:
         return sum(1 for r in self.refs if r.action == action)
@@ -129,6 +141,9 @@ class SyncResult:
             "error_kind": self.error_kind,
             "retryable": self.retryable,
             "stats": dataclasses.asdict(self.stats),
+            "reason_code": self.reason_code,
+            "hint": self.hint,
+            "dry_run": self.dry_run,
         }
 
     def to_json(self) -> str:

@@ -245,6 +245,7 @@ def test_runs_table_and_json(aws: AwsEnv) -> None:
     assert [r["run_id"] for r in runs["runs"]] == [failed_run.run_id, ok_run.run_id]  # newest first
     assert runs["runs"][1]["refs"][0] == {
         "ref": "refs/heads/main", "action": "create", "old": None, "new": sha, "error": None,
+        "reason_code": None, "hint": None,
     }  # fmt: skip
     assert [r["run_id"] for r in ok_json("runs", "app", "--limit", "1")["runs"]] == [failed_run.run_id]
 

@@ -27,6 +27,7 @@ from gitmirror.mirror.planner import (
     plan_ref_updates,
     scoped_refs,
 )
+from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
 from gitmirror.scrub import scrub
 from gitmirror.values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
@@ -51,8 +52,11 @@ class _Run:
         remaining_seconds: Callable[[], float] | None,
         mode: str,
         background: futures.Executor,
+        dry_run: bool = False,
     ) -> None:
         self.mode = mode
+        self.dry_run = dry_run
+        self.pushing = False  # a failure now is the target's answer to a push: its side-band says why
         self.background = background  # network waits that overlap (a listing, the negotiation round)
         self.fetched: FetchedPack | None = None
         self.source = source
@@ -82,7 +86,11 @@ class _Run:
             raise TimedOut(f"timed out: stopped before {what} because the run's time was nearly used up")
 
     def push(self, repo: Repo, batch: Sequence[RefUpdate]) -> None:
+        if self.dry_run:
+            self.done.extend(batch)  # the plan, as a real run would carry it out
+            return
         self.check_time("pushing")
+        self.pushing = True
         outcome = self._send(repo, batch, send_objects=not self.objects_delivered)
         refused = {ref: reason for ref, reason in outcome.status.items() if reason}
         if self.objects_delivered and any(_MISSING_OBJECTS.search(r) for r in refused.values()):
@@ -106,6 +114,7 @@ class _Run:
             if reason is None:
                 self.done.append(decision)
                 continue
+            rejection = classify(reason, outcome.remote_messages)
             if outcome.remote_messages:
                 reason = f"{reason} ({outcome.remote_messages.replace(chr(10), '; ')})"
             self.done.append(
@@ -115,6 +124,8 @@ class _Run:
                     old=decision.old,
                     new=decision.new,
                     error=scrub(reason)[:_MAX_REASON],
+                    reason_code=rejection.code.value,
+                    hint=rejection.hint,
                 )
             )
 
@@ -128,9 +139,14 @@ def sync_mirror(
     remaining_seconds: Callable[[], float] | None = None,
     workdir_parent: str | None = None,
     mode: str = "incremental",
+    dry_run: bool = False,
 ) -> SyncResult:
     """Mirror `source` into `target` with GitLab push-mirror semantics. Never raises for git failures:
-    they become a `failed` result with a scrubbed, actionable error."""
+    they become a `failed` result with a scrubbed, actionable error, its `reason_code` and `hint`.
+
+    `dry_run`: list both sides and fetch what the ancestry questions need, but push nothing; the result
+    holds the plan (the actions a real run would take) and the status a real run would end with, short
+    of refusals only the target can tell."""
     options = options or MirrorOptions()
     started = time.monotonic()
     if mode not in ("incremental", "full"):
@@ -138,10 +154,11 @@ def sync_mirror(
     # one thread for the network waits that overlap (the target's listing, the negotiation round);
     # joined when the run ends
     with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background:
-        run = _Run(source, target, options, batch_size, remaining_seconds, mode, background)
+        run = _Run(source, target, options, batch_size, remaining_seconds, mode, background, dry_run)
         skipped: list[RefUpdate] = []
         error: str | None = None
         failure: MirrorError | None = None
+        side_band = ""
         transfer = "none"
         try:
             # Both sides' refs at once: the two advertisements are independent round trips.
@@ -160,6 +177,10 @@ def sync_mirror(
         except MirrorError as exc:
             error = exc.message
             failure = exc
+            side_band = target.remote_messages() if run.pushing else ""
+            if side_band and side_band not in error:
+                error = scrub(f"{error} (the target said: {side_band.replace(chr(10), '; ')})")[:_MAX_REASON]
+    rejection = classify_failure(error, failure.kind if failure else None, side_band) if error else None
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
         status = RunStatus.FAILED
@@ -174,6 +195,9 @@ def sync_mirror(
         error=error,
         error_kind=failure.kind if failure else None,
         retryable=failure.retryable if failure else False,
+        reason_code=rejection.code.value if rejection else None,
+        hint=rejection.hint if rejection else None,
+        dry_run=dry_run,
         stats=SyncStats(
             bytes_received=source.stats.bytes_received + target.stats.bytes_received,
             bytes_sent=source.stats.bytes_sent + target.stats.bytes_sent,
@@ -181,6 +205,18 @@ def sync_mirror(
             duration_seconds=round(time.monotonic() - started, 3),
             transfer=transfer,
         ),
+    )
+
+
+def failed_result(message: str, kind: str | None = None) -> SyncResult:
+    """A run that failed before the engine could start (configuration, credentials, a crash)."""
+    rejection = classify_failure(message, kind)
+    return SyncResult(
+        status=RunStatus.FAILED,
+        error=message,
+        error_kind=kind,
+        reason_code=rejection.code.value,
+        hint=rejection.hint,
     )
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from gitmirror.errors import UsageError
 from gitmirror.jobs import retry_delay
 from gitmirror.mirror.credentials import Anonymous, CodeCommitIAM, CredentialProvider, SecretCredentials
-from gitmirror.mirror.engine import sync_mirror
+from gitmirror.mirror.engine import failed_result, sync_mirror
+from gitmirror.mirror.rejections import with_hints
 from gitmirror.mirror.transport import Remote
 from gitmirror.mirror.urls import parse_remote
 from gitmirror.ports import MirrorRepository, SecretSource
@@ -31,6 +32,7 @@ from gitmirror.values import (
 
 DIVERGED = "Some refs have diverged and have not been updated on the remote:"
 REJECTED = "Some refs were rejected by the remote:"
+MAX_ERROR_CHARS = 4000
 # Give up on a run this long before the Lambda's own deadline, to record the result and release the lease.
 SAFETY_SECONDS = 30.0
 
@@ -94,15 +96,17 @@ def covered_by_later_run(mirror: Mirror, job: SyncJob, now: dt.datetime) -> str 
 
 
 def failure_message(result: SyncResult) -> str | None:
+    """GitLab's `last_error`, ending with the hints of what went wrong (one line each)."""
     if result.error:
-        return result.error
+        return with_hints(result.error, [result.hint or ""], MAX_ERROR_CHARS)
     parts = []
     if result.divergent_refs:
         parts.append(DIVERGED + "\n\n" + "\n".join(result.divergent_refs))
     rejected = [r for r in result.refs if r.action == Action.REJECTED]
     if rejected:
         parts.append(REJECTED + "\n\n" + "\n".join(f"{r.ref}: {r.error}" for r in rejected))
-    return scrub("\n\n".join(parts))[:4000] if parts else None
+    hints = [r.hint or "" for r in rejected]
+    return with_hints(scrub("\n\n".join(parts)), hints, MAX_ERROR_CHARS) if parts else None
 
 
 def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
@@ -156,9 +160,7 @@ def run_job(
     try:
         result = _sync(mirror, _Credentials(secrets, settings), settings, clock, workdir_parent)
     except Exception as exc:  # noqa: BLE001 - any crash must still release the lease with a status
-        result = SyncResult(
-            status=RunStatus.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}")
-        )
+        result = failed_result(scrub(f"internal error: {type(exc).__name__}: {exc}"))
     finished_at = iso(utcnow())
     fields = status_fields(result, finished_at)
     applied = store.finish(mirror.id, run_id, fields)
@@ -174,6 +176,8 @@ def run_job(
             update_status=UpdateStatus(str(fields["update_status"])),
             result=result.status,
             error=failure_message(result),
+            reason_code=result.reason_code,
+            hint=result.hint,
             divergent_refs=result.divergent_refs,
             refs=result.refs,
             bytes_received=result.stats.bytes_received,
@@ -207,7 +211,7 @@ def _sync(
         source = Remote(parse_remote(mirror.source_url), source_creds, policy=settings.policy)
         target = Remote(parse_remote(mirror.url), target_creds, policy=settings.policy)
     except UsageError as exc:
-        return SyncResult(status=RunStatus.FAILED, error=exc.message, error_kind=exc.kind)
+        return failed_result(exc.message, exc.kind)
     result = sync_mirror(
         source, target, mirror.options, remaining_seconds=clock.seconds_left, workdir_parent=workdir_parent
     )
