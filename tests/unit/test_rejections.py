@@ -66,7 +66,9 @@ def test_unrecognised_wording_is_unknown_with_a_hint() -> None:
 def test_failed_runs_are_classified_by_kind_then_wording() -> None:
     assert classify_failure("anything", "auth").code == ReasonCode.AUTH
     assert classify_failure("secret 'x' does not exist", "secret").code == ReasonCode.AUTH
-    assert classify_failure("repository not found at https://h/r.git", "not_found").code == ReasonCode.NOT_FOUND
+    assert (
+        classify_failure("repository not found at https://h/r.git", "not_found").code == ReasonCode.NOT_FOUND
+    )
     refused = classify_failure(
         "the target refused the pack: unpack index-pack abnormal exit",
         "protocol",

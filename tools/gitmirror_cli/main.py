@@ -61,7 +61,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             target_url, _env_secret("GITMIRROR_TARGET_TOKEN"), os.environ.get("GITMIRROR_TARGET_USERNAME")
         ),
     )
-    result = sync_mirror(source, target, options)
+    result = sync_mirror(source, target, options, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(sync_json(result)))
     else:
@@ -70,14 +70,20 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def sync_json(result: SyncResult) -> dict[str, object]:
-    """The `--json` contract: status, divergent_refs, refs, error — nothing else."""
+    """The `--json` contract: status, divergent_refs, refs, error; a failed run's reason_code and hint;
+    `"dry_run": true` for a dry run."""
     data = result.to_dict()
     payload = {key: data[key] for key in ("status", "divergent_refs", "refs", "error")}
+    if result.reason_code is not None:
+        payload.update(reason_code=result.reason_code, hint=result.hint)
+    if result.dry_run:
+        payload["dry_run"] = True
     return json.loads(scrub(json.dumps(payload)))
 
 
 def format_summary(result: SyncResult, source: str, target: str) -> str:
-    lines = [f"{source} -> {target}: {result.status.value}"]
+    dry = " (dry run: nothing was pushed; these are the actions a run would take)" if result.dry_run else ""
+    lines = [f"{source} -> {target}: {result.status.value}{dry}"]
     counts = [f"{result.count(a)} {a.value}" for a in Action if result.count(a)]
     lines.append("  " + (", ".join(counts) if counts else "already in sync, nothing to do"))
     for ref in result.refs:
@@ -87,6 +93,8 @@ def format_summary(result: SyncResult, source: str, target: str) -> str:
         if ref.error:
             line += f"  ({ref.error})"
         lines.append(line)
+        if ref.hint:
+            lines.append(f"      hint [{ref.reason_code}]: {ref.hint}")
     if result.divergent_refs:
         lines.append(
             "  Some refs have diverged and have not been updated on the remote: "
@@ -94,6 +102,8 @@ def format_summary(result: SyncResult, source: str, target: str) -> str:
         )
     if result.error:
         lines.append(f"  error: {result.error}")
+        if result.hint:
+            lines.append(f"  hint [{result.reason_code}]: {result.hint}")
     return "\n".join(lines)
 
 
@@ -116,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="mirror only branches whose short name matches; '*' matches anything (repeatable)",
     )
     sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list both sides and fetch what the plan needs, report what a run would do; push nothing",
+    )
     sync.add_argument("--json", action="store_true", help="print one JSON object")
     sync.set_defaults(func=cmd_sync)
     cli_service.register(sub)
