@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .mirror.credentials import BasicCredentials
+from .mirror.github_app import GitHubAppKey
 from .records import Mirror, RunRecord, SyncJob
 
 
@@ -58,7 +59,7 @@ class JobQueue(Protocol):
 class SecretSource(Protocol):
     """Secret values by name. `force` bypasses any cache (a rotated secret after a 401)."""
 
-    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials: ...
+    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials | GitHubAppKey: ...
 
     def webhook_secret(self, name: str, *, force: bool = False) -> str: ...
 

@@ -187,11 +187,13 @@ class UpdateStatus(StrEnum):
 
 
 class AuthMethod(StrEnum):
-    """How the worker authenticates to the target: a stored secret, or (CodeCommit) its own IAM role."""
+    """How the worker authenticates to the target: a stored secret, (CodeCommit) its own IAM role, or
+    (github.com, GitHub Enterprise Server) a GitHub App whose key the secret holds."""
 
     PASSWORD = "password"
     IAM = "iam"
     NONE = "none"
+    GITHUB_APP = "github_app"
 
 
 class Provider(StrEnum):

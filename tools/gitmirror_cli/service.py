@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from gitmirror.errors import MirrorError, MirrorExists, MirrorNotFound, UsageError
 from gitmirror.scrub import scrub
-from gitmirror.values import MIRROR_ID, Action, Provider, RunStatus, utcnow
+from gitmirror.values import MIRROR_ID, Action, AuthMethod, Provider, RunStatus, utcnow
 from gitmirror_cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_for_error
 
 if TYPE_CHECKING:
@@ -499,9 +499,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
     parser.add_argument(
         "--auth-method",
-        choices=["password", "iam", "none"],
+        choices=[m.value for m in AuthMethod],
         default="password",
-        help="how the worker authenticates to the target (default: password)",
+        help="how the worker authenticates to the target (default: password; github_app: the target "
+        "secret holds a GitHub App's app_id, installation_id and private_key)",
     )
     parser.add_argument("--source-secret", metavar="NAME", help="Secrets Manager secret for the source")
     parser.add_argument("--target-secret", metavar="NAME", help="Secrets Manager secret for the target")

@@ -65,11 +65,20 @@ class _Credentials:
         self.secrets = secrets
         self.settings = settings
 
-    def named(self, secret_name: str | None) -> CredentialProvider:
+    def named(
+        self, secret_name: str | None, *, write: bool = False, github_app: bool = False
+    ) -> CredentialProvider:
         if not secret_name:
             return Anonymous()
         check_secret_prefix(secret_name, self.settings.secrets_prefix)
-        return SecretCredentials(self.secrets, secret_name)
+        return SecretCredentials(
+            self.secrets,
+            secret_name,
+            write=write,
+            github_app=github_app,
+            github_api_url=self.settings.github_api_url,
+            policy=self.settings.policy,
+        )
 
 
 def _target_provider(mirror: Mirror, creds: _Credentials) -> CredentialProvider:
@@ -79,7 +88,9 @@ def _target_provider(mirror: Mirror, creds: _Credentials) -> CredentialProvider:
         return Anonymous()
     if not mirror.target_secret:
         raise UsageError("the mirror has no target_secret; set one or use auth_method iam for CodeCommit")
-    return creds.named(mirror.target_secret)
+    return creds.named(
+        mirror.target_secret, write=True, github_app=mirror.auth_method == AuthMethod.GITHUB_APP
+    )
 
 
 def covered_by_later_run(mirror: Mirror, job: SyncJob, now: dt.datetime) -> str | None:
