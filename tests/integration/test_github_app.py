@@ -181,7 +181,8 @@ def test_a_wrong_installation_id_says_so(
 def test_the_worker_mirrors_with_auth_method_github_app(
     aws: AwsEnv, tmp_path: Path, app_key: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gitmirror.adapters.aws.queue import enqueue, make_job
+    from gitmirror.adapters.aws.queue import SqsJobQueue
+    from gitmirror.jobs import make_job
     from gitmirror.values import Trigger, UpdateStatus
     from gitmirror_dev.lambdas import QueuePoller, load_function
     from tests.support.service import add_mirror, all_items, store
@@ -206,7 +207,7 @@ def test_the_worker_mirrors_with_auth_method_github_app(
             auth_method="github_app",
         )
         poller = QueuePoller(load_function("worker"), aws.queue_url)
-        enqueue(aws.queue_url, make_job(mirror.id, Trigger.MANUAL, None))
+        SqsJobQueue(aws.queue_url).enqueue(make_job(mirror.id, Trigger.MANUAL, None))
         assert poller.drain() == 1
         after = store().get(mirror.id)
         assert after is not None and after.update_status == UpdateStatus.FINISHED, after.last_error
@@ -215,7 +216,7 @@ def test_the_worker_mirrors_with_auth_method_github_app(
         # the token is revoked early: the run's auth failure mints a new one and the retry succeeds
         github.expire_tokens()
         g.commit(source.repo_path("src.git"), MAIN, {"README": "two"})
-        enqueue(aws.queue_url, make_job(mirror.id, Trigger.MANUAL, None))
+        SqsJobQueue(aws.queue_url).enqueue(make_job(mirror.id, Trigger.MANUAL, None))
         assert poller.drain() == 1
         after = store().get(mirror.id)
         assert after is not None and after.update_status == UpdateStatus.FINISHED, after.last_error
