@@ -17,13 +17,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from gitmirror.adapters.aws.events import EventBridgeEvents
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
 from gitmirror.jobs import retry_delay
 from gitmirror.records import SyncJob
-from gitmirror.run.mirror_run import run_job
+from gitmirror.run.mirror_run import JobOutcome, run_job
 from gitmirror.settings import WorkerSettings, load
 from gitmirror.values import RunStatus
 
@@ -48,6 +49,28 @@ def ports() -> tuple[MirrorStore, SecretsManagerSource, SqsJobQueue]:
         SecretsManagerSource(),
         SqsJobQueue(settings.queue_url),
     )
+
+
+@functools.cache
+def state_events() -> EventBridgeEvents:
+    return EventBridgeEvents()
+
+
+def announce(outcome: JobOutcome) -> None:
+    """Put the run's state change on the bus. A failure to announce never fails or repeats the run: the
+    status is written already, and a retry would not see a change any more."""
+    if outcome.transition is None:
+        return
+    try:
+        event_id = state_events().put(outcome.transition)
+    except MirrorError as exc:
+        logger.warning("state change not announced", extra={"error": exc.message})
+        metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
+        return
+    logger.info(
+        "state change announced", extra={"detail_type": outcome.transition.detail_type, "event_id": event_id}
+    )
+    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=1)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
@@ -79,11 +102,20 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             "error": result.error if result else None,
         },
     )
-    if result is not None:
+    if result is not None and result.dry_run:
+        metrics.add_metric(name="DryRuns", unit=MetricUnit.Count, value=1)
+    elif result is not None:
         metrics.add_metric(name="MirrorRuns", unit=MetricUnit.Count, value=1)
         if result.status != RunStatus.SUCCESS:
             metrics.add_metric(name="MirrorsFailed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=result.stats.bytes_sent)
+        metrics.add_metric(name="BytesReceived", unit=MetricUnit.Bytes, value=result.stats.bytes_received)
+        metrics.add_metric(
+            name="RunDurationSeconds", unit=MetricUnit.Seconds, value=result.stats.duration_seconds
+        )
+        if outcome.lag_seconds is not None:
+            metrics.add_metric(name="MirrorLagSeconds", unit=MetricUnit.Seconds, value=outcome.lag_seconds)
+        announce(outcome)
     if outcome.retry:
         queue.delay_retry(record.receipt_handle, outcome.retry_after_seconds)
         raise RetryLater(outcome.reason or (result.error if result else "retry"))

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from .mirror.credentials import BasicCredentials
 from .mirror.github_app import GitHubAppKey
 from .records import Mirror, RunRecord, SyncJob
+from .run.transitions import Transition
 
 
 class MirrorRepository(Protocol):
@@ -54,6 +55,12 @@ class JobQueue(Protocol):
     def enqueue(self, job: SyncJob) -> str: ...
 
     def delay_retry(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class StateEvents(Protocol):
+    """Where a mirror's state changes are announced (healthy -> failed/partial, and back)."""
+
+    def put(self, event: Transition) -> str: ...
 
 
 class SecretSource(Protocol):

@@ -211,6 +211,8 @@ class SyncJob(BaseModel):
     trigger: Trigger
     delivery_id: str | None = None
     enqueued_at: str
+    # plan only: push nothing, record the plan in a run record, leave the mirror's status fields alone
+    dry_run: bool = False
 
 
 class RunRecord(BaseModel):

@@ -426,9 +426,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.queue_url:
         raise UsageError("no sync queue configured: set QUEUE_URL or pass --queue-url")
-    outcome = request_sync(args.mirror_id, _store(settings), SqsJobQueue(settings.queue_url), Trigger.MANUAL)
+    queue = SqsJobQueue(settings.queue_url)
+    outcome = request_sync(args.mirror_id, _store(settings), queue, Trigger.MANUAL, dry_run=args.dry_run)
     if args.json:
-        _emit_json({"mirror": args.mirror_id, "queued": outcome.queued, "reason": outcome.reason})
+        reply: dict[str, object] = {
+            "mirror": args.mirror_id,
+            "queued": outcome.queued,
+            "reason": outcome.reason,
+        }
+        if args.dry_run:
+            reply["dry_run"] = True
+        _emit_json(reply)
+    elif args.dry_run:
+        _print(
+            f"queued a dry run of {args.mirror_id}: nothing is pushed; its plan will be in "
+            f"`gitmirror runs {args.mirror_id}`"
+        )
     elif outcome.queued:
         _print(f"queued a sync of {args.mirror_id}")
     else:
@@ -558,7 +571,16 @@ def register(sub: Any) -> None:
     _update_options(parser := leaf(actions, "update", "change a mirror's settings (not its url)", cmd_update))
     _id_arg(parser)
     _id_arg(leaf(actions, "delete", "delete a mirror", cmd_delete))
-    _id_arg(leaf(actions, "sync", "update now: queue a sync unless one is scheduled or running", cmd_sync))
+    _id_arg(
+        parser := leaf(
+            actions, "sync", "update now: queue a sync unless one is scheduled or running", cmd_sync
+        )
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="queue a dry run instead: the worker records the plan in a run record and pushes nothing",
+    )
 
     _id_arg(leaf(sub, "status", "status of all mirrors, or every field of one", cmd_status), optional=True)
     runs = leaf(sub, "runs", "recent runs of one mirror, newest first", cmd_runs)

@@ -15,6 +15,7 @@ from gitmirror.mirror.transport import Remote
 from gitmirror.mirror.urls import parse_remote
 from gitmirror.ports import MirrorRepository, SecretSource
 from gitmirror.records import Mirror, RunRecord, SyncJob, check_secret_prefix
+from gitmirror.run.transitions import Transition, transition
 from gitmirror.scrub import scrub
 from gitmirror.settings import WorkerSettings
 from gitmirror.values import (
@@ -23,6 +24,7 @@ from gitmirror.values import (
     AuthMethod,
     RunStatus,
     SyncResult,
+    Trigger,
     UpdateStatus,
     iso,
     new_run_id,
@@ -46,6 +48,10 @@ class JobOutcome:
     result: SyncResult | None = None
     retry: bool = False
     retry_after_seconds: int = 0
+    # the event to publish when the run changed the mirror's health (healthy <-> failed/partial)
+    transition: Transition | None = None
+    # MirrorLagSeconds: from the webhook's arrival (the job's enqueue) to the target updated
+    lag_seconds: float | None = None
 
 
 class _RunClock:
@@ -153,6 +159,10 @@ def run_job(
         return JobOutcome("dropped", "the mirror no longer exists")
     if not mirror.enabled:
         return JobOutcome("dropped", "the mirror is disabled")
+    if job.dry_run:
+        return _dry_run(
+            job, mirror, store, secrets, settings, attempt, _RunClock(remaining_ms), workdir_parent
+        )
     covered = covered_by_later_run(mirror, job, now)
     if covered:
         return JobOutcome("dropped", covered)
@@ -172,39 +182,103 @@ def run_job(
         result = _sync(mirror, _Credentials(secrets, settings), settings, clock, workdir_parent)
     except Exception as exc:  # noqa: BLE001 - any crash must still release the lease with a status
         result = failed_result(scrub(f"internal error: {type(exc).__name__}: {exc}"))
-    finished_at = iso(utcnow())
+    finished = utcnow()
+    finished_at = iso(finished)
     fields = status_fields(result, finished_at)
     applied = store.finish(mirror.id, run_id, fields)
-    store.put_run(
-        RunRecord(
-            mirror_id=mirror.id,
-            run_id=run_id,
-            trigger=job.trigger,
-            delivery_id=job.delivery_id,
-            attempt=attempt,
-            started_at=started_at,
-            finished_at=finished_at,
-            update_status=UpdateStatus(str(fields["update_status"])),
-            result=result.status,
-            error=failure_message(result),
-            reason_code=result.reason_code,
-            hint=result.hint,
-            divergent_refs=result.divergent_refs,
-            refs=result.refs,
-            bytes_received=result.stats.bytes_received,
-            bytes_sent=result.stats.bytes_sent,
-            duration_ms=int(result.stats.duration_seconds * 1000),
-            transfer=result.stats.transfer,
-            expires_at=int((utcnow() + dt.timedelta(days=settings.run_ttl_days)).timestamp()),
-        )
-    )
+    store.put_run(_run_record(job, run_id, attempt, started_at, finished_at, result, settings))
     retry = result.status == RunStatus.FAILED and result.retryable
     reason = "" if applied else "the lease expired before the run finished; its status was not written"
+    event = None
+    if applied:
+        event = transition(
+            mirror_id=mirror.id,
+            source_url=mirror.source_url,
+            target_url=mirror.url,
+            before=mirror.result,
+            after=result.status,
+            update_status=str(fields["update_status"]),
+            last_error=failure_message(result),
+            run_id=run_id,
+            divergent_refs=result.divergent_refs,
+        )
     return JobOutcome(
         "ran",
         reason,
         result=result,
         retry=retry,
+        retry_after_seconds=retry_delay(settings.retry_base_seconds, attempt),
+        transition=event,
+        lag_seconds=mirror_lag_seconds(job, result, finished),
+    )
+
+
+def mirror_lag_seconds(job: SyncJob, result: SyncResult, finished: dt.datetime) -> float | None:
+    """From the webhook's arrival (its job's enqueue) to the target updated: webhook runs that pushed."""
+    if job.trigger != Trigger.WEBHOOK or job.dry_run or result.status == RunStatus.FAILED:
+        return None
+    return max(0.0, (finished - parse_iso(job.enqueued_at)).total_seconds())
+
+
+def _run_record(
+    job: SyncJob,
+    run_id: str,
+    attempt: int,
+    started_at: str,
+    finished_at: str,
+    result: SyncResult,
+    settings: WorkerSettings,
+) -> RunRecord:
+    ok = result.status == RunStatus.SUCCESS
+    return RunRecord(
+        mirror_id=job.mirror_id,
+        run_id=run_id,
+        trigger=job.trigger,
+        delivery_id=job.delivery_id,
+        attempt=attempt,
+        started_at=started_at,
+        finished_at=finished_at,
+        update_status=UpdateStatus.FINISHED if ok else UpdateStatus.FAILED,
+        result=result.status,
+        error=failure_message(result),
+        reason_code=result.reason_code,
+        hint=result.hint,
+        dry_run=result.dry_run,
+        divergent_refs=result.divergent_refs,
+        refs=result.refs,
+        bytes_received=result.stats.bytes_received,
+        bytes_sent=result.stats.bytes_sent,
+        duration_ms=int(result.stats.duration_seconds * 1000),
+        transfer=result.stats.transfer,
+        expires_at=int((utcnow() + dt.timedelta(days=settings.run_ttl_days)).timestamp()),
+    )
+
+
+def _dry_run(
+    job: SyncJob,
+    mirror: Mirror,
+    store: MirrorRepository,
+    secrets: SecretSource,
+    settings: WorkerSettings,
+    attempt: int,
+    clock: _RunClock,
+    workdir_parent: str | None,
+) -> JobOutcome:
+    """Plan only: no lease (nothing is pushed, so it may overlap a real run), no status fields, no
+    notification; the run record (`dry_run: true`) holds the plan."""
+    started = utcnow()
+    run_id = new_run_id(started)
+    try:
+        result = _sync(mirror, _Credentials(secrets, settings), settings, clock, workdir_parent, dry_run=True)
+    except Exception as exc:  # noqa: BLE001 - a crash still leaves a record a human can act on
+        result = failed_result(scrub(f"internal error: {type(exc).__name__}: {exc}"))
+    result.dry_run = True  # a configuration failure, found before the engine started, included
+    store.put_run(_run_record(job, run_id, attempt, iso(started), iso(utcnow()), result, settings))
+    return JobOutcome(
+        "ran",
+        "dry run",
+        result=result,
+        retry=result.status == RunStatus.FAILED and result.retryable,
         retry_after_seconds=retry_delay(settings.retry_base_seconds, attempt),
     )
 
@@ -215,6 +289,8 @@ def _sync(
     settings: WorkerSettings,
     clock: _RunClock,
     workdir_parent: str | None,
+    *,
+    dry_run: bool = False,
 ) -> SyncResult:
     try:
         source_creds = creds.named(mirror.source_secret)
@@ -224,7 +300,12 @@ def _sync(
     except UsageError as exc:
         return failed_result(exc.message, exc.kind)
     result = sync_mirror(
-        source, target, mirror.options, remaining_seconds=clock.seconds_left, workdir_parent=workdir_parent
+        source,
+        target,
+        mirror.options,
+        remaining_seconds=clock.seconds_left,
+        workdir_parent=workdir_parent,
+        dry_run=dry_run,
     )
     if result.error_kind == "auth":
         # A rotated secret: read the secrets again (bypassing the cache) and try once more.
@@ -241,5 +322,6 @@ def _sync(
                 mirror.options,
                 remaining_seconds=clock.seconds_left,
                 workdir_parent=workdir_parent,
+                dry_run=dry_run,
             )
     return result
