@@ -164,6 +164,10 @@ def test_the_cli_queues_a_dry_run(aws: AwsEnv, git_servers: GitServers) -> None:
     assert run["dry_run"] is True and {r["action"] for r in run["refs"]} == {"create"}
     for canary in CANARIES:
         assert canary not in proc.stdout
+    table = subprocess.run(
+        [GITMIRROR, "runs", mirror.id], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert table.returncode == 0 and "manual (dry run)" in table.stdout
     human = subprocess.run(
         [GITMIRROR, "mirrors", "sync", mirror.id, "--dry-run"],
         env=env,

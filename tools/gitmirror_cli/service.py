@@ -287,7 +287,7 @@ def runs_table(runs: Sequence[RunRecord]) -> str:
     rows = [
         [
             run.run_id,
-            run.trigger.value,
+            run.trigger.value + (" (dry run)" if run.dry_run else ""),
             run.result.value if run.result else run.update_status.value,
             _duration(run),
             str(sum(1 for r in run.refs if r.action in _CHANGED)),
