@@ -7,7 +7,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from gitmirror.errors import UsageError
 from gitmirror.values import (
@@ -213,6 +220,14 @@ class SyncJob(BaseModel):
     enqueued_at: str
     # plan only: push nothing, record the plan in a run record, leave the mirror's status fields alone
     dry_run: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_default_dry_run(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A real run's message keeps its shape: `dry_run` appears only when true."""
+        data: dict[str, Any] = handler(self)
+        if not self.dry_run:
+            data.pop("dry_run", None)
+        return data
 
 
 class RunRecord(BaseModel):
