@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mirror only branches whose short name matches; '*' matches anything (repeatable)",
     )
     sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
-    sync.add_argument("--json", action="store_true", help="print one JSON object (no progress display)")
+    sync.add_argument("--json", action="store_true", help="print one JSON object on stdout (the progress display, if any, stays on stderr)")
     sync.add_argument(
         "--quiet", "-q", action="store_true", help="no progress display on stderr, even on a terminal"
     )

@@ -9,6 +9,7 @@ import signal
 import threading
 
 from gitmirror.values import Provider
+from gitmirror_cli.output import EXIT_FAILED, EXIT_USAGE, CommandError
 from gitmirror_dev.serve import make_server
 from gitmirror_dev.stack import (
     WEBHOOK_SECRET,
@@ -59,24 +60,24 @@ def local_init(args: argparse.Namespace) -> int:
     """Create what template.yaml would, at AWS_ENDPOINT_URL; existing resources are left as they are."""
     import json
 
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from gitmirror.settings import CliSettings, load
     from gitmirror_dev.moto_stack import create_resources
 
     settings = load(CliSettings)
     if not settings.queue_url:
-        print("gitmirror: error: set QUEUE_URL (and MIRRORS_TABLE, RUNS_TABLE, IDEMPOTENCY_TABLE)")
-        return 2
+        raise CommandError("set QUEUE_URL (and MIRRORS_TABLE, RUNS_TABLE, IDEMPOTENCY_TABLE)", EXIT_USAGE)
     try:
         created = create_resources(settings)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code not in ("ResourceInUseException", "QueueAlreadyExists"):
-            print(f"gitmirror: error: {code or exc}")
-            return 1
+            raise CommandError(f"cannot create the resources: {code or exc}", EXIT_FAILED) from None
         print("gitmirror: resources already exist")
         return 0
+    except BotoCoreError as exc:
+        raise CommandError(f"cannot reach AWS: {exc}", EXIT_FAILED) from None
     print(json.dumps({"mirrors_table": settings.mirrors_table, "runs_table": settings.runs_table, **created}))
     return 0
 
