@@ -138,7 +138,10 @@ def test_a_failed_run_never_says_it_is_in_sync(git_servers: GitServers, sync_env
     # and a real no-op still says so
     g.commit(git_servers.source_path, MAIN, {"a": "1"})
     subprocess.run(
-        [GITMIRROR, "sync", git_servers.source_url, git_servers.target_url], env=sync_env, check=True, timeout=60
+        [GITMIRROR, "sync", git_servers.source_url, git_servers.target_url],
+        env=sync_env,
+        check=True,
+        timeout=60,
     )
     proc = subprocess.run(
         [GITMIRROR, "sync", git_servers.source_url, git_servers.target_url],

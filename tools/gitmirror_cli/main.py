@@ -189,7 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gitmirror", description="GitLab-grade push mirroring of git repositories.", epilog=EPILOG
     )
     parser.add_argument("--version", action=_Version, help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        required=True,
+        parser_class=_Parser,
+        help="`gitmirror COMMAND --help` describes each",
+    )
 
     sync = _command(sub, "sync", "mirror SOURCE into TARGET once", SYNC_DESCRIPTION)
     sync.add_argument("source", metavar="SOURCE", help="http(s):// URL, file:// URL or local path")
@@ -206,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="mirror only branches whose short name matches; '*' matches anything (repeatable)",
     )
     sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
-    sync.add_argument("--json", action="store_true", help="print one JSON object on stdout (the progress display, if any, stays on stderr)")
+    sync.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout (the progress display, if any, stays on stderr)",
+    )
     sync.add_argument(
         "--quiet", "-q", action="store_true", help="no progress display on stderr, even on a terminal"
     )
@@ -239,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = _command(sub, "local", "the docker-free local stack (moto server, git servers, API, worker)")
     local_sub = local.add_subparsers(
-        dest="local_command", metavar="ACTION", required=True, parser_class=_Parser
+        dest="local_command", metavar="ACTION", required=True, parser_class=_Parser, help="up or init"
     )
     up = _command(
         local_sub,
@@ -262,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Create what template.yaml would (mirrors, runs and idempotency tables, the FIFO queue and its\n"
         "DLQ) at AWS_ENDPOINT_URL, named by MIRRORS_TABLE, RUNS_TABLE, IDEMPOTENCY_TABLE and QUEUE_URL.",
     )
+    init.add_argument("--json", action="store_true", help="print one JSON object (the names created)")
     init.set_defaults(func=_lazy("gitmirror_dev.commands", "local_init"))
 
     events = _command(

@@ -698,7 +698,11 @@ def register(sub: Any) -> None:
         "mirrors", help="manage the service's mirrors", description="Manage the service's mirrors."
     )
     actions = mirrors.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=type(mirrors)
+        dest="action",
+        metavar="ACTION",
+        required=True,
+        parser_class=type(mirrors),
+        help="`gitmirror mirrors ACTION --help` describes each",
     )
     _add_options(leaf(actions, "add", "register a new mirror", cmd_add))
     listing = leaf(

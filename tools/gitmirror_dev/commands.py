@@ -74,7 +74,10 @@ def local_init(args: argparse.Namespace) -> int:
         code = exc.response.get("Error", {}).get("Code", "")
         if code not in ("ResourceInUseException", "QueueAlreadyExists"):
             raise CommandError(f"cannot create the resources: {code or exc}", EXIT_FAILED) from None
-        print("gitmirror: resources already exist")
+        if getattr(args, "json", False):
+            print(json.dumps({"mirrors_table": settings.mirrors_table, "already_exist": True}))
+        else:
+            print("gitmirror: resources already exist")
         return 0
     except BotoCoreError as exc:
         raise CommandError(f"cannot reach AWS: {exc}", EXIT_FAILED) from None
