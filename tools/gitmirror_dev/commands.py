@@ -123,6 +123,7 @@ def banner(stack: Stack, pushes: list[SignedPush]) -> str:
         "GITMIRROR_API": stack.api_url,
         "GITMIRROR_UPSTREAM": str(stack.upstream),
         "GITMIRROR_DOWNSTREAM": str(stack.downstream),
+        "GITMIRROR_WEBHOOKS": str(pushes[0].body_file.parent),  # the signed bodies the curls send
     }
     mirrors = ", ".join(f"{m} ({p.value})" for p, m in LOCAL_MIRRORS.items())
     lines = [
