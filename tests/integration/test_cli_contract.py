@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gitmirror.values import iso, utcnow
-from gitmirror_cli.main import build_parser
+from gitmirror_cli.main import build_parser, main
 from tests.conftest import AwsEnv
 from tests.support.service import all_items, store
 
@@ -34,6 +34,13 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
+
+
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`main` in this process (no interpreter start-up): for the many cases that differ only in argv."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["gitmirror", *args], code, captured.out, captured.err)
 
 
 def json_outcome(proc: subprocess.CompletedProcess[str], code: int) -> dict[str, Any]:
@@ -142,10 +149,19 @@ USAGE_ERRORS = [
 
 
 @pytest.mark.parametrize(("args", "needle"), USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
-def test_usage_errors_with_json_are_one_json_object_exit_2(aws: AwsEnv, args: list[str], needle: str) -> None:
-    proc = cli(*args)
+def test_usage_errors_with_json_are_one_json_object_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    proc = in_process(capsys, *args)
     assert needle in json_error(proc, 2)
     assert proc.stderr.startswith("gitmirror: error: ")  # the human still gets the line
+
+
+def test_usage_error_through_the_console_script(aws: AwsEnv) -> None:
+    proc = cli("mirrors", "add", "--source-url", SOURCE, "--json")
+    assert "the following arguments are required" in json_error(proc, 2)
+    assert proc.stderr == f"gitmirror: error: {json.loads(proc.stdout)['error']}\n"
+    assert "required: SOURCE" in error_line(cli("sync"), 2)
     assert all_items(aws.env["MIRRORS_TABLE"]) == []
 
 
@@ -160,9 +176,11 @@ def test_usage_errors_with_json_are_one_json_object_exit_2(aws: AwsEnv, args: li
         ["runs", "ghost"],
     ],
 )
-def test_failures_with_json_are_one_json_object_exit_1(aws: AwsEnv, args: list[str]) -> None:
-    assert json_error(cli(*args, "--json"), 1) == "no mirror with id ghost"
-    assert error_line(cli(*args), 1) == "gitmirror: error: no mirror with id ghost"
+def test_failures_with_json_are_one_json_object_exit_1(
+    aws: AwsEnv, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    assert json_error(in_process(capsys, *args, "--json"), 1) == "no mirror with id ghost"
+    assert error_line(in_process(capsys, *args), 1) == "gitmirror: error: no mirror with id ghost"
 
 
 def test_unreachable_aws_and_failed_sync_with_json(aws: AwsEnv, tmp_path: Path) -> None:
@@ -241,18 +259,21 @@ def test_sync_suggests_https_for_a_url_without_scheme(tmp_path: Path) -> None:
 # --- listing by source, relative times --------------------------------------------------------------
 
 
-def test_mirrors_list_filters_by_source_url_and_repo_id(secrets: AwsEnv) -> None:
-    assert cli(*add_args()).returncode == 0
+def test_mirrors_list_filters_by_source_url_and_repo_id(
+    secrets: AwsEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert in_process(capsys, *add_args()).returncode == 0
     other = add_args("--id", "acme-lib")
     other[other.index(SOURCE)] = "https://gitlab.com/acme/lib"
     other[other.index("123456")] = "777"
-    assert cli(*other).returncode == 0
+    assert in_process(capsys, *other).returncode == 0
     second_target = add_args("--id", "acme-app-2")
     second_target[second_target.index(TARGET)] = TARGET + "2"
-    assert cli(*second_target).returncode == 0
+    assert in_process(capsys, *second_target).returncode == 0
 
     def ids(*args: str) -> list[str]:
-        return [m["id"] for m in json_outcome(cli("mirrors", "list", *args, "--json"), 0)["mirrors"]]
+        proc = in_process(capsys, "mirrors", "list", *args, "--json")
+        return [m["id"] for m in json_outcome(proc, 0)["mirrors"]]
 
     assert ids() == ["acme-app", "acme-app-2", "acme-lib"]
     assert ids("--source", SOURCE) == ["acme-app", "acme-app-2"]

@@ -7,6 +7,7 @@ import io
 import json
 import threading
 import time
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -35,11 +36,29 @@ LAST_LINE_KEYS = (
 )
 
 
+_restore: list[tuple[Any, Any, Any]] = []
+
+
 def capture_logs(module: ModuleType) -> io.StringIO:
-    """The function's Powertools handler writes into a buffer instead of stdout."""
+    """The function's Powertools handler writes INFO and up into a buffer instead of stdout.
+
+    The functions' loggers share one `logging` logger per service, configured by the first module
+    loaded in this process: its level and stream are set here, and restored after the test."""
     buffer = io.StringIO()
-    module.logger.registered_handler.setStream(buffer)
+    handler = module.logger.registered_handler
+    _restore.append((module.logger, module.logger.log_level, handler.setStream(buffer)))
+    module.logger.setLevel("INFO")
     return buffer
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    yield
+    while _restore:
+        logger, level, stream = _restore.pop()
+        logger.setLevel(level)
+        if stream is not None:
+            logger.registered_handler.setStream(stream)
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -47,11 +66,6 @@ def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
     for canary in CANARIES:
         assert canary not in text
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-@pytest.fixture(autouse=True)
-def info_logs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
 
 
 def test_every_line_of_a_run_names_mirror_run_and_delivery(aws: AwsEnv, git_servers: GitServers) -> None:
