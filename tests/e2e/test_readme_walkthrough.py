@@ -79,14 +79,18 @@ class Walk:
         # "within a second or two local up's terminal shows ... job handled": wait for it, as a user would
         self.stack.wait_for('"message":"webhook handled"', start=self.mark)
         self.stack.wait_for('"message":"run started"', start=self.mark)
-        handled = json.loads(self.stack.lines[self.stack.wait_for('"message":"job handled"', start=self.mark)])
+        handled = json.loads(
+            self.stack.lines[self.stack.wait_for('"message":"job handled"', start=self.mark)]
+        )
         assert handled["mirror_id"] == "demo" and handled["delivery_id"].startswith("readme-")
         assert handled["status"] == "finished" and handled["result"] == "success"
         for key in ("run_id", "duration_ms", "transfer", "bytes_received", "bytes_sent", "refs_created"):
             assert key in handled
 
     def mirrored(self, out: str) -> None:
-        details = dict(line.split(":", 1) for line in out.splitlines() if ": " in line and "  " not in line[:2])
+        details = dict(
+            line.split(":", 1) for line in out.splitlines() if ": " in line and "  " not in line[:2]
+        )
         assert details["status"].strip() == "finished", out
         assert re.search(r"Z \((just now|\d+ (s|min) ago)\)$", details["last successful update at"])
         runs = [line for line in out.splitlines() if " webhook " in line]

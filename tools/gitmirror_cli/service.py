@@ -353,13 +353,13 @@ def _check_secret_flags(names: dict[str, str | None], settings: CliSettings) -> 
     from botocore.exceptions import BotoCoreError, ClientError
 
     from gitmirror.adapters.aws import clients
+    from gitmirror.records import check_secret_prefix
 
-    prefix = settings.secrets_prefix
     for field, name in names.items():
-        if name and prefix and not name.startswith(prefix):
-            _usage(
-                f"{_SECRET_FLAGS[field]}: secret {name!r} must start with the deployment's prefix {prefix!r}"
-            )
+        try:
+            check_secret_prefix(name, settings.secrets_prefix)
+        except UsageError as exc:
+            _usage(f"{_SECRET_FLAGS[field]}: {exc}")
     given = {field: name for field, name in names.items() if name}
     if not given:
         return
