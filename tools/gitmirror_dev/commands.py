@@ -9,7 +9,8 @@ import signal
 import threading
 
 from gitmirror.values import Provider
-from gitmirror_cli.output import EXIT_FAILED, EXIT_USAGE, CommandError
+from gitmirror_cli.exits import EXIT_FAILED, EXIT_USAGE
+from gitmirror_cli.output import CommandError
 from gitmirror_dev.serve import make_server
 from gitmirror_dev.stack import (
     WEBHOOK_SECRET,
