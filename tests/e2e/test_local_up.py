@@ -6,13 +6,14 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support import gitrepo as g
-from tests.support.local_up import READY, LocalUp
+from tests.support.local_up import GITMIRROR, READY, LocalUp
 
 
 def test_local_up_prints_how_to_use_it_and_its_curls_work(tmp_path: Path) -> None:
@@ -75,4 +76,24 @@ def test_local_up_stops_on_a_signal_leaving_nothing_behind(tmp_path: Path, signu
     assert code == 0, stack.output[-3000:]
     assert "Traceback" not in stack.output
     assert not workdir.exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("gitmirror-")] == []
+
+
+def test_a_port_in_use_is_a_one_line_failure_leaving_nothing_behind(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = dict(os.environ, TMPDIR=str(tmp_path))
+        proc = subprocess.run(
+            [GITMIRROR, "local", "up", "--port", port, "--sample", "generated"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == f"gitmirror: error: port {port} is already in use: stop what listens there, " + (
+        "or pass --port 0 to pick a free one\n"
+    )
     assert [p for p in tmp_path.iterdir() if p.name.startswith("gitmirror-")] == []

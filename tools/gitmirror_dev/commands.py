@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import shlex
 import signal
 import threading
+from collections.abc import Iterator
 
 from gitmirror.values import Provider
 from gitmirror_cli.exits import EXIT_FAILED, EXIT_USAGE
@@ -43,7 +46,8 @@ def _serve_environment() -> None:
 
 def serve(args: argparse.Namespace) -> int:
     _serve_environment()
-    server = make_server(args.host, args.port)
+    with _port_in_use(args.port):
+        server = make_server(args.host, args.port)
     print(
         f"gitmirror serve: http://{args.host}:{server.server_address[1]} (webhooks and management API)",
         flush=True,
@@ -86,6 +90,20 @@ def local_init(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _port_in_use(port: int) -> Iterator[None]:
+    """A taken --port is a one-line failure that says what to do, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise CommandError(
+            f"port {port} is already in use: stop what listens there, or pass --port 0 to pick a free one",
+            EXIT_FAILED,
+        ) from None
+
+
 LOCAL_MIRRORS = {Provider.GITHUB: "demo", Provider.GITLAB: "demo-gitlab", Provider.GITEA: "demo-gitea"}
 READY = "gitmirror local up: ready"
 
@@ -99,7 +117,10 @@ def local_up(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with local_stack(sample=args.sample, port=args.port, log_level="INFO") as stack:
+        with (
+            _port_in_use(args.port),
+            local_stack(sample=args.sample, port=args.port, log_level="INFO") as stack,
+        ):
             for provider, mirror_id in LOCAL_MIRRORS.items():
                 stack.register_mirror(provider=provider, mirror_id=mirror_id)
             pushes = [signed_push(p, stack.workdir / "webhooks", WEBHOOK_SECRET) for p in LOCAL_MIRRORS]
