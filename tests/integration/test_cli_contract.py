@@ -210,6 +210,17 @@ def test_mirrors_add_names_the_flags_and_suggests_fixes(secrets: AwsEnv) -> None
     target_schemeless[target_schemeless.index(TARGET)] = "git.example.com/mirrors/app.git"
     assert "--url 'git.example.com/mirrors/app.git' has no scheme" in error_line(cli(*target_schemeless), 2)
 
+    insecure = add_args()
+    insecure[insecure.index(SOURCE)] = "http://github.com/acme/app.git"
+    line = error_line(cli(*insecure, env=dict(os.environ, ALLOW_INSECURE_HTTP="false")), 2)
+    assert line.endswith(
+        "--source-url: repository URLs must use https:// (--source-url https://github.com/acme/app.git)"
+    )
+    with_credentials = add_args()
+    with_credentials[with_credentials.index(TARGET)] = "https://u:pw-canary@git.example.com/app.git"
+    line = error_line(cli(*with_credentials), 2)
+    assert "--url: the URL must not contain credentials" in line and "pw-canary" not in line
+
     line = error_line(cli(*add_args(webhook=None)), 2)
     assert "--webhook-secret NAME is required" in line and "401" in line
     assert "aws secretsmanager create-secret" in line

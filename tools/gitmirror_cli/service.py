@@ -341,9 +341,10 @@ def _check_url_flag(flag: str, value: str, settings: CliSettings) -> None:
     if hint and not settings.policy.allow_local_paths:
         _usage(f"{flag} {value!r} has no scheme: add https:// ({flag} {hint})")
     try:
-        check_remote_url(value, settings.policy, flag)
+        check_remote_url(value, settings.policy, "the URL")
     except UsageError as exc:
-        _usage(f"{flag}: {exc}")
+        fix = f" ({flag} https://{value[7:]})" if value.lower().startswith("http://") else ""
+        _usage(f"{flag}: {exc}{fix if 'https://' in str(exc) else ''}")
 
 
 def _check_secret_flags(names: dict[str, str | None], settings: CliSettings) -> None:
