@@ -24,7 +24,7 @@ from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
 from gitmirror.jobs import retry_delay
 from gitmirror.records import SyncJob
-from gitmirror.run.mirror_run import JobOutcome, run_job
+from gitmirror.run.mirror_run import JobOutcome, job_log_keys, run_job
 from gitmirror.settings import WorkerSettings, load
 from gitmirror.values import RunStatus
 
@@ -75,6 +75,8 @@ def announce(outcome: JobOutcome) -> None:
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
     mirrors, secrets, queue = ports()
+    # per thread: the local stack runs the receiver in another thread of the same process
+    logger.thread_safe_clear_keys()  # the previous record's
     try:
         job = SyncJob.model_validate_json(record.body)
     except ValidationError:
@@ -83,25 +85,28 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         metrics.add_metric(name="JobsMalformed", unit=MetricUnit.Count, value=1)
         return {"action": "dropped"}
     attempt = int(record.attributes.approximate_receive_count or 1)
-    logger.append_keys(mirror_id=job.mirror_id, delivery_id=job.delivery_id, attempt=attempt)
+    logger.thread_safe_append_keys(**job_log_keys(job, attempt))
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
     try:
-        outcome = run_job(job, mirrors, secrets, settings, attempt=attempt, remaining_ms=remaining)
+        outcome = run_job(
+            job,
+            mirrors,
+            secrets,
+            settings,
+            attempt=attempt,
+            remaining_ms=remaining,
+            on_run_start=_run_started,
+        )
     except MirrorError as exc:
         # DynamoDB throttling or unavailability before a run could start or record: back off, retry.
         logger.warning("job not run, will retry", extra={"error": exc.message})
         queue.delay_retry(record.receipt_handle, retry_delay(settings.retry_base_seconds, attempt))
         raise RetryLater(exc.message) from None
     result = outcome.result
-    logger.info(
-        "job handled",
-        extra={
-            "action": outcome.action,
-            "reason": outcome.reason,
-            "status": result.status.value if result else None,
-            "error": result.error if result else None,
-        },
-    )
+    if result is not None and not result.dry_run:
+        announce(outcome)
+    # the run's last line: what happened, in numbers
+    logger.info("job handled", extra=outcome.log_fields())
     if result is not None and result.dry_run:
         metrics.add_metric(name="DryRuns", unit=MetricUnit.Count, value=1)
     elif result is not None:
@@ -115,11 +120,15 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         )
         if outcome.lag_seconds is not None:
             metrics.add_metric(name="MirrorLagSeconds", unit=MetricUnit.Seconds, value=outcome.lag_seconds)
-        announce(outcome)
     if outcome.retry:
         queue.delay_retry(record.receipt_handle, outcome.retry_after_seconds)
         raise RetryLater(outcome.reason or (result.error if result else "retry"))
     return {"action": outcome.action}
+
+
+def _run_started(run_id: str) -> None:
+    logger.thread_safe_append_keys(run_id=run_id)
+    logger.info("run started")
 
 
 @logger.inject_lambda_context(log_event=False)

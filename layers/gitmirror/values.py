@@ -100,6 +100,17 @@ class RefUpdate:
         }
 
 
+@dataclass(frozen=True)
+class SyncProgress:
+    """Where a run is, for a progress display: its phase, and pushes done of those planned so far (a
+    push a target refused whole may be split, which plans more). Bytes moved so far are in the
+    remotes' `stats`, updated as they move."""
+
+    phase: str  # "listing", "fetching", "fetching commit graph", "planning", "pushing", "done"
+    pushes_done: int = 0
+    pushes_planned: int = 0
+
+
 @dataclass
 class SyncStats:
     bytes_received: int = 0

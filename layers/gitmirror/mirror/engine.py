@@ -30,7 +30,15 @@ from gitmirror.mirror.planner import (
 from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
 from gitmirror.scrub import scrub
-from gitmirror.values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
+from gitmirror.values import (
+    Action,
+    MirrorOptions,
+    RefUpdate,
+    RunStatus,
+    SyncProgress,
+    SyncResult,
+    SyncStats,
+)
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0
@@ -53,9 +61,11 @@ class _Run:
         mode: str,
         background: futures.Executor,
         dry_run: bool = False,
+        progress: Callable[[SyncProgress], None] | None = None,
     ) -> None:
         self.mode = mode
         self.dry_run = dry_run
+        self._progress = progress
         self.pushing = False  # a failure now is the target's answer to a push: its side-band says why
         self.background = background  # network waits that overlap (a listing, the negotiation round)
         self.fetched: FetchedPack | None = None
@@ -71,6 +81,10 @@ class _Run:
         # the fetched pack goes to the target as it is: offset deltas only if its receive-pack said so
         # (capabilities are unknown for local targets, which are sent a re-pack instead)
         self.target_accepts_ofs_delta = True
+
+    def report(self, phase: str, pushes_left: int = 0) -> None:
+        if self._progress is not None:
+            self._progress(SyncProgress(phase, self.pushes, self.pushes + pushes_left))
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
@@ -140,13 +154,15 @@ def sync_mirror(
     workdir_parent: str | None = None,
     mode: str = "incremental",
     dry_run: bool = False,
+    progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncResult:
     """Mirror `source` into `target` with GitLab push-mirror semantics. Never raises for git failures:
     they become a `failed` result with a scrubbed, actionable error, its `reason_code` and `hint`.
 
     `dry_run`: list both sides and fetch what the ancestry questions need, but push nothing; the result
     holds the plan (the actions a real run would take) and the status a real run would end with, short
-    of refusals only the target can tell."""
+    of refusals only the target can tell. `progress`, when given, is called (in the caller's thread) as
+    the run enters each phase and after each push."""
     options = options or MirrorOptions()
     started = time.monotonic()
     if mode not in ("incremental", "full"):
@@ -154,13 +170,16 @@ def sync_mirror(
     # one thread for the network waits that overlap (the target's listing, the negotiation round);
     # joined when the run ends
     with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background:
-        run = _Run(source, target, options, batch_size, remaining_seconds, mode, background, dry_run)
+        run = _Run(
+            source, target, options, batch_size, remaining_seconds, mode, background, dry_run, progress
+        )
         skipped: list[RefUpdate] = []
         error: str | None = None
         failure: MirrorError | None = None
         side_band = ""
         transfer = "none"
         try:
+            run.report("listing")
             # Both sides' refs at once: the two advertisements are independent round trips.
             target_listing = run.background.submit(target.list_refs, for_push=True)
             try:
@@ -180,6 +199,7 @@ def sync_mirror(
             side_band = target.remote_messages() if run.pushing else ""
             if side_band and side_band not in error:
                 error = scrub(f"{error} (the target said: {side_band.replace(chr(10), '; ')})")[:_MAX_REASON]
+        run.report("done")
     rejection = classify_failure(error, failure.kind if failure else None, side_band) if error else None
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
@@ -280,6 +300,7 @@ def _transfer(
             store = Repo.init_bare(os.path.join(workdir, "objects.git"), mkdir=True)
             repos.append(store)
             run.check_time("fetching")
+            run.report("fetching")
             if run.mode == "full":
                 run.source.fetch(store, wants)
                 oracle: AncestryOracle = CommitGraph(store.object_store)
@@ -310,6 +331,7 @@ def _transfer(
                     graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
                     repos.append(graph)
                     run.check_time("fetching the commit graph")
+                    run.report("fetching commit graph")
                     run.source.fetch(
                         graph, wants, filter_spec=b"tree:0" if run.source.supports_filter() else None
                     )
@@ -322,12 +344,17 @@ def _transfer(
                     negotiation.result if negotiation is not None else ask_source,
                 )
                 mode = "incremental" if haves else "full"
+            run.report("planning")
             decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
                 mode += "+graph"
             skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
-            for batch in batch_ref_updates(decisions, default_branch, run.batch_size):
+            batches = batch_ref_updates(decisions, default_branch, run.batch_size)
+            for index, batch in enumerate(batches):
+                run.report("pushing", len(batches) - index)
                 run.push(store, batch)
+            if batches:
+                run.report("pushing")
         finally:
             if run.fetched is not None:
                 run.fetched.discard()

@@ -52,6 +52,41 @@ class JobOutcome:
     transition: Transition | None = None
     # MirrorLagSeconds: from the webhook's arrival (the job's enqueue) to the target updated
     lag_seconds: float | None = None
+    run_id: str | None = None
+    update_status: UpdateStatus | None = None  # as written to the mirror (or meant to be)
+    mirror_deleted: bool = False  # the mirror was deleted while it ran: no status was written
+
+    def log_fields(self) -> dict[str, object]:
+        """The last log line of a job: what happened and, for a run, its result in numbers."""
+        fields: dict[str, object] = {"action": self.action, "reason": self.reason}
+        result = self.result
+        if result is not None:
+            fields.update(
+                status=self.update_status.value if self.update_status else None,
+                result=result.status.value,
+                error=result.error,
+                duration_ms=int(result.stats.duration_seconds * 1000),
+                transfer=result.stats.transfer,
+                bytes_received=result.stats.bytes_received,
+                bytes_sent=result.stats.bytes_sent,
+                pushes=result.stats.pushes,
+                **ref_counts(result),
+            )
+        if self.mirror_deleted:
+            fields["mirror_deleted"] = True
+        return fields
+
+
+def job_log_keys(job: SyncJob, attempt: int) -> dict[str, object]:
+    """Keys for every log line about a job. Present even when empty (a manual or scheduled job has no
+    delivery; no run id until the lease is held), so a query by any of them never misses a line."""
+    return {
+        "mirror_id": job.mirror_id,
+        "delivery_id": job.delivery_id or "",
+        "run_id": "",
+        "trigger": job.trigger.value,
+        "attempt": attempt,
+    }
 
 
 class _RunClock:
@@ -126,6 +161,16 @@ def failure_message(result: SyncResult) -> str | None:
     return with_hints(scrub("\n\n".join(parts)), hints, MAX_ERROR_CHARS) if parts else None
 
 
+def ref_counts(result: SyncResult) -> dict[str, int]:
+    return {
+        "refs_created": result.count(Action.CREATE),
+        "refs_updated": result.count(Action.UPDATE) + result.count(Action.FORCE_UPDATE),
+        "refs_deleted": result.count(Action.DELETE),
+        "refs_rejected": result.count(Action.REJECTED),
+        "refs_skipped": result.count(Action.SKIP_DIVERGENT),
+    }
+
+
 def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
     ok = result.status == RunStatus.SUCCESS
     return {
@@ -135,11 +180,7 @@ def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
         **({"last_successful_update_at": finished_at} if ok else {}),
         "last_error": failure_message(result),
         "divergent_refs": result.divergent_refs or None,
-        "refs_created": result.count(Action.CREATE),
-        "refs_updated": result.count(Action.UPDATE) + result.count(Action.FORCE_UPDATE),
-        "refs_deleted": result.count(Action.DELETE),
-        "refs_rejected": result.count(Action.REJECTED),
-        "refs_skipped": result.count(Action.SKIP_DIVERGENT),
+        **ref_counts(result),
     }
 
 
@@ -152,7 +193,9 @@ def run_job(
     attempt: int = 1,
     remaining_ms: Callable[[], int] | None = None,
     workdir_parent: str | None = None,
+    on_run_start: Callable[[str], None] | None = None,
 ) -> JobOutcome:
+    """`on_run_start(run_id)` is called once the run holds the mirror's lease, before it syncs."""
     now = utcnow()
     mirror = store.get(job.mirror_id)
     if mirror is None:
@@ -177,6 +220,8 @@ def run_job(
             retry_after_seconds=retry_delay(settings.retry_base_seconds, 2),
         )
 
+    if on_run_start is not None:
+        on_run_start(run_id)
     started_at = iso(now)
     try:
         result = _sync(mirror, _Credentials(secrets, settings), settings, clock, workdir_parent)
@@ -188,7 +233,13 @@ def run_job(
     applied = store.finish(mirror.id, run_id, fields)
     store.put_run(_run_record(job, run_id, attempt, started_at, finished_at, result, settings))
     retry = result.status == RunStatus.FAILED and result.retryable
-    reason = "" if applied else "the lease expired before the run finished; its status was not written"
+    deleted = not applied and store.get(mirror.id) is None
+    if deleted:
+        reason, retry = "the mirror was deleted during the run; no status was written", False
+    elif not applied:
+        reason = "the lease expired before the run finished; its status was not written"
+    else:
+        reason = ""
     event = None
     if applied:
         event = transition(
@@ -210,6 +261,9 @@ def run_job(
         retry_after_seconds=retry_delay(settings.retry_base_seconds, attempt),
         transition=event,
         lag_seconds=mirror_lag_seconds(job, result, finished),
+        run_id=run_id,
+        update_status=UpdateStatus(str(fields["update_status"])),
+        mirror_deleted=deleted,
     )
 
 
