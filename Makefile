@@ -19,7 +19,9 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The README walkthrough test runs `aws ...` too: the AWS CLI in its own venv (scripts/aws_cli_venv.sh).
 test: setup
+	@bash scripts/aws_cli_venv.sh > /dev/null
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 # The fast part of the suite: the unit tests (in-memory, no servers).

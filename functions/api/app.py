@@ -21,7 +21,15 @@ from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.errors import MirrorNotFound
 from gitmirror.manage.api.errors import json_response
-from gitmirror.manage.api.models import ROUTE_DOCS, MirrorId, MirrorList, MirrorView, RunList, SyncReply
+from gitmirror.manage.api.models import (
+    ROUTE_DOCS,
+    DryRunReply,
+    MirrorId,
+    MirrorList,
+    MirrorView,
+    RunList,
+    SyncReply,
+)
 from gitmirror.manage.api.resolver import ManagementResolver
 from gitmirror.manage.mirrors import create_mirror, request_sync, update_mirror
 from gitmirror.ports import JobQueue, MirrorRepository
@@ -83,13 +91,24 @@ def delete(id: MirrorId) -> Response[None]:
 
 
 @app.post("/mirrors/<id>/sync", **ROUTE_DOCS["sync_now"])
-def sync_now(id: MirrorId) -> Response[SyncReply]:
+def sync_now(
+    id: MirrorId,
+    dry_run: Annotated[
+        bool, Query(description="queue a dry run: the plan, recorded in a run record; nothing is pushed")
+    ] = False,
+) -> Response[SyncReply | DryRunReply]:
     store, queue = ports()
-    outcome = request_sync(id, store, queue, Trigger.MANUAL)
-    logger.info("sync requested", extra={"mirror_id": id, "queued": outcome.queued, "reason": outcome.reason})
+    outcome = request_sync(id, store, queue, Trigger.MANUAL, dry_run=dry_run)
+    logger.info(
+        "sync requested",
+        extra={"mirror_id": id, "queued": outcome.queued, "reason": outcome.reason, "dry_run": dry_run},
+    )
     if outcome.queued:
-        metrics.add_metric(name="ManualSyncsQueued", unit=MetricUnit.Count, value=1)
-    body = SyncReply(mirror=id, queued=outcome.queued, reason=outcome.reason)
+        metrics.add_metric(
+            name="DryRunsQueued" if dry_run else "ManualSyncsQueued", unit=MetricUnit.Count, value=1
+        )
+    reply = DryRunReply if dry_run else SyncReply
+    body = reply(mirror=id, queued=outcome.queued, reason=outcome.reason)
     return json_response(202 if outcome.queued else 200, body)
 
 

@@ -87,6 +87,7 @@ def receive(provider: str) -> Response:
         "webhook handled",
         extra={
             "provider": provider,
+            "delivery_id": delivery or "",
             "status": reply.status,
             "reason": reply.reason,
             "mirrors": reply.enqueued,

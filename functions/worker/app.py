@@ -17,13 +17,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from gitmirror.adapters.aws.events import EventBridgeEvents
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
 from gitmirror.jobs import retry_delay
 from gitmirror.records import SyncJob
-from gitmirror.run.mirror_run import run_job
+from gitmirror.run.mirror_run import JobOutcome, job_log_keys, run_job
 from gitmirror.settings import WorkerSettings, load
 from gitmirror.values import RunStatus
 
@@ -50,8 +51,32 @@ def ports() -> tuple[MirrorStore, SecretsManagerSource, SqsJobQueue]:
     )
 
 
+@functools.cache
+def state_events() -> EventBridgeEvents:
+    return EventBridgeEvents()
+
+
+def announce(outcome: JobOutcome) -> None:
+    """Put the run's state change on the bus. A failure to announce never fails or repeats the run: the
+    status is written already, and a retry would not see a change any more."""
+    if outcome.transition is None:
+        return
+    try:
+        event_id = state_events().put(outcome.transition)
+    except MirrorError as exc:
+        logger.warning("state change not announced", extra={"error": exc.message})
+        metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
+        return
+    logger.info(
+        "state change announced", extra={"detail_type": outcome.transition.detail_type, "event_id": event_id}
+    )
+    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=1)
+
+
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
     mirrors, secrets, queue = ports()
+    # per thread: the local stack runs the receiver in another thread of the same process
+    logger.thread_safe_clear_keys()  # the previous record's
     try:
         job = SyncJob.model_validate_json(record.body)
     except ValidationError:
@@ -60,11 +85,18 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         metrics.add_metric(name="JobsMalformed", unit=MetricUnit.Count, value=1)
         return {"action": "dropped"}
     attempt = int(record.attributes.approximate_receive_count or 1)
-    logger.append_keys(mirror_id=job.mirror_id, delivery_id=job.delivery_id, attempt=attempt)
+    logger.thread_safe_append_keys(**job_log_keys(job, attempt))
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
     try:
         outcome = run_job(
-            job, mirrors, secrets, settings, attempt=attempt, remaining_ms=remaining, queue=queue
+            job,
+            mirrors,
+            secrets,
+            settings,
+            attempt=attempt,
+            remaining_ms=remaining,
+            on_run_start=_run_started,
+            queue=queue,
         )
     except MirrorError as exc:
         # DynamoDB throttling or unavailability before a run could start or record: back off, retry.
@@ -72,24 +104,32 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         queue.delay_retry(record.receipt_handle, retry_delay(settings.retry_base_seconds, attempt))
         raise RetryLater(exc.message) from None
     result = outcome.result
-    logger.info(
-        "job handled",
-        extra={
-            "action": outcome.action,
-            "reason": outcome.reason,
-            "status": result.status.value if result else None,
-            "error": result.error if result else None,
-        },
-    )
-    if result is not None:
+    if result is not None and not result.dry_run:
+        announce(outcome)
+    # the run's last line: what happened, in numbers
+    logger.info("job handled", extra=outcome.log_fields())
+    if result is not None and result.dry_run:
+        metrics.add_metric(name="DryRuns", unit=MetricUnit.Count, value=1)
+    elif result is not None:
         metrics.add_metric(name="MirrorRuns", unit=MetricUnit.Count, value=1)
         if result.status not in (RunStatus.SUCCESS, RunStatus.INCOMPLETE):
             metrics.add_metric(name="MirrorsFailed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesSent", unit=MetricUnit.Bytes, value=result.stats.bytes_sent)
+        metrics.add_metric(name="BytesReceived", unit=MetricUnit.Bytes, value=result.stats.bytes_received)
+        metrics.add_metric(
+            name="RunDurationSeconds", unit=MetricUnit.Seconds, value=result.stats.duration_seconds
+        )
+        if outcome.lag_seconds is not None:
+            metrics.add_metric(name="MirrorLagSeconds", unit=MetricUnit.Seconds, value=outcome.lag_seconds)
     if outcome.retry:
         queue.delay_retry(record.receipt_handle, outcome.retry_after_seconds)
         raise RetryLater(outcome.reason or (result.error if result else "retry"))
     return {"action": outcome.action}
+
+
+def _run_started(run_id: str) -> None:
+    logger.thread_safe_append_keys(run_id=run_id)
+    logger.info("run started")
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -12,19 +12,34 @@ from .values import Trigger, iso, utcnow
 MAX_RETRY_DELAY_SECONDS = 900
 
 
-def make_job(mirror_id: str, trigger: Trigger, delivery_id: str | None) -> SyncJob:
-    return SyncJob(mirror_id=mirror_id, trigger=trigger, delivery_id=delivery_id, enqueued_at=iso(utcnow()))
+def make_job(mirror_id: str, trigger: Trigger, delivery_id: str | None, *, dry_run: bool = False) -> SyncJob:
+    return SyncJob(
+        mirror_id=mirror_id,
+        trigger=trigger,
+        delivery_id=delivery_id,
+        enqueued_at=iso(utcnow()),
+        dry_run=dry_run,
+    )
 
 
-def queue_sync(queue: JobQueue, mirror_id: str, trigger: Trigger, delivery_id: str | None = None) -> str:
-    """Queue one sync of a mirror; returns the queue's message id."""
-    return queue.enqueue(make_job(mirror_id, trigger, delivery_id))
+def queue_sync(
+    queue: JobQueue,
+    mirror_id: str,
+    trigger: Trigger,
+    delivery_id: str | None = None,
+    *,
+    dry_run: bool = False,
+) -> str:
+    """Queue one sync (or dry run) of a mirror; returns the queue's message id."""
+    return queue.enqueue(make_job(mirror_id, trigger, delivery_id, dry_run=dry_run))
 
 
 def deduplication_id(job: SyncJob) -> str:
     """Same delivery + same mirror = same id, so the FIFO queue drops redeliveries within its window.
     A job without a delivery (schedule, "Update now") is unique by trigger and time."""
     source = job.delivery_id or f"{job.trigger.value}:{job.enqueued_at}"
+    if job.dry_run:
+        source = f"dry-run:{source}"
     return hashlib.sha256(f"{source}\n{job.mirror_id}".encode()).hexdigest()[:128]
 
 

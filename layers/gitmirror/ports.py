@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .mirror.credentials import BasicCredentials
+from .mirror.github_app import GitHubAppKey
 from .records import Mirror, RunRecord, SyncJob
+from .run.transitions import Transition
 
 
 class MirrorRepository(Protocol):
@@ -55,10 +57,16 @@ class JobQueue(Protocol):
     def delay_retry(self, receipt_handle: str, seconds: int) -> None: ...
 
 
+class StateEvents(Protocol):
+    """Where a mirror's state changes are announced (healthy -> failed/partial, and back)."""
+
+    def put(self, event: Transition) -> str: ...
+
+
 class SecretSource(Protocol):
     """Secret values by name. `force` bypasses any cache (a rotated secret after a 401)."""
 
-    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials: ...
+    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials | GitHubAppKey: ...
 
     def webhook_secret(self, name: str, *, force: bool = False) -> str: ...
 

@@ -7,7 +7,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from gitmirror.errors import UsageError
 from gitmirror.mirror.limits import parse_size
@@ -233,11 +240,20 @@ class SyncJob(BaseModel):
     trigger: Trigger
     delivery_id: str | None = None
     enqueued_at: str
+    # plan only: push nothing, record the plan in a run record, leave the mirror's status fields alone
+    dry_run: bool = False
     continues: str | None = None  # a continuation job: the id of the run it continues
 
-    def message_body(self) -> str:
-        """The SQS message: a job that continues no run keeps the shape jobs always had."""
-        return self.model_dump_json(exclude=None if self.continues else {"continues"})
+    @model_serializer(mode="wrap")
+    def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A real run's message keeps its shape: `dry_run` appears only when true, `continues` only
+        for a continuation."""
+        data: dict[str, Any] = handler(self)
+        if not self.dry_run:
+            data.pop("dry_run", None)
+        if self.continues is None:
+            data.pop("continues", None)
+        return data
 
 
 class RunRecord(BaseModel):
@@ -253,6 +269,9 @@ class RunRecord(BaseModel):
     update_status: UpdateStatus
     result: RunStatus | None = None
     error: str | None = None
+    reason_code: str | None = None  # a failed run's, as each rejected ref in `refs` carries its own
+    hint: str | None = None
+    dry_run: bool = False  # a dry run pushed nothing: `refs` is its plan; the mirror's status is untouched
     divergent_refs: list[str] = Field(default_factory=list)
     refs: list[RefUpdate] = Field(default_factory=list)
     bytes_received: int = 0

@@ -65,6 +65,9 @@ class ApiSettings(ServiceSettings, NetworkSettings):
 class WorkerSettings(ApiSettings):
     run_ttl_days: Annotated[int, Field(gt=0)] = 90
     retry_base_seconds: Annotated[int, Field(ge=0)] = 30
+    # GitHub Apps' token endpoint base when it is not the repository host's own API (an API proxy, the
+    # tests): a deployment setting, never anything a request carries
+    github_api_url: Annotated[str, Field(pattern=r"^(https?://[^\s/]+(/\S*)?)?$")] = ""
 
 
 class CliSettings(WorkerSettings):

@@ -78,7 +78,8 @@ class RefUpdate:
     """One ref's decision and, after the push, its outcome.
 
     `old` is the target's id before the run (None when the ref did not exist there); `new` the id
-    pushed (None for a deletion; the source's id for a skipped or rejected ref).
+    pushed (None for a deletion; the source's id for a skipped or rejected ref). A rejected ref
+    carries the refusal's class (`reason_code`, see `gitmirror.mirror.rejections`) and a one-line `hint`.
     """
 
     ref: str
@@ -86,6 +87,8 @@ class RefUpdate:
     old: str | None = None
     new: str | None = None
     error: str | None = None
+    reason_code: str | None = None
+    hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,7 +97,20 @@ class RefUpdate:
             "old": self.old,
             "new": self.new,
             "error": self.error,
+            "reason_code": self.reason_code,
+            "hint": self.hint,
         }
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """Where a run is, for a progress display: its phase, and pushes done of those planned so far (a
+    push a target refused whole may be split, which plans more). Bytes moved so far are in the
+    remotes' `stats`, updated as they move."""
+
+    phase: str  # "listing", "fetching", "fetching commit graph", "planning", "pushing", "done"
+    pushes_done: int = 0
+    pushes_planned: int = 0
 
 
 @dataclass
@@ -109,7 +125,11 @@ class SyncStats:
 
 @dataclass
 class SyncResult:
-    """The result of one mirror run, in the shape `gitmirror sync --json` prints."""
+    """The result of one mirror run, in the shape `gitmirror sync --json` prints.
+
+    A failed run carries its failure's `reason_code` and `hint`, as rejected refs do. A dry run
+    (`dry_run`) pushed nothing: `refs` holds the actions a real run would take.
+    """
 
     status: RunStatus
     divergent_refs: list[str] = field(default_factory=list)
@@ -118,6 +138,9 @@ class SyncResult:
     error_kind: str | None = None
     retryable: bool = False
     stats: SyncStats = field(default_factory=SyncStats)
+    reason_code: str | None = None
+    hint: str | None = None
+    dry_run: bool = False
     remaining_refs: list[str] = field(default_factory=list)  # not yet at their final value (sorted)
 
     def count(self, action: Action) -> int:
@@ -133,6 +156,9 @@ class SyncResult:
             "error_kind": self.error_kind,
             "retryable": self.retryable,
             "stats": dataclasses.asdict(self.stats),
+            "reason_code": self.reason_code,
+            "hint": self.hint,
+            "dry_run": self.dry_run,
             "remaining_refs": list(self.remaining_refs),
         }
 
@@ -177,11 +203,13 @@ class UpdateStatus(StrEnum):
 
 
 class AuthMethod(StrEnum):
-    """How the worker authenticates to the target: a stored secret, or (CodeCommit) its own IAM role."""
+    """How the worker authenticates to the target: a stored secret, (CodeCommit) its own IAM role, or
+    (github.com, GitHub Enterprise Server) a GitHub App whose key the secret holds."""
 
     PASSWORD = "password"
     IAM = "iam"
     NONE = "none"
+    GITHUB_APP = "github_app"
 
 
 class Provider(StrEnum):

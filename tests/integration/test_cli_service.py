@@ -40,6 +40,22 @@ def ok_json(*args: str) -> Any:
     return json.loads(proc.stdout)
 
 
+def json_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    """--json: the outcome is one JSON object on stdout with the exit code; the line is on stderr too."""
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    out = json.loads(proc.stdout)
+    assert set(out) == {"error", "exit_code"} and out["exit_code"] == code
+    assert proc.stderr == f"gitmirror: error: {out['error']}\n"
+    return str(out["error"])
+
+
+@pytest.fixture(autouse=True)
+def secrets(aws: AwsEnv) -> None:
+    """The secrets the mirrors below name: `mirrors add` refuses names Secrets Manager does not have."""
+    for name in ("source", "target", "webhook", "s2"):
+        aws.put_secret(f"gitmirror/app/{name}", "x")
+
+
 def one_error_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
     assert proc.returncode == code, (proc.stdout, proc.stderr)
     lines = proc.stderr.splitlines()
@@ -64,6 +80,8 @@ def add_args(mirror_id: str, *extra: str) -> list[str]:
         "4242",
         "--target-secret",
         "gitmirror/app/target",
+        "--webhook-secret",
+        "gitmirror/app/webhook",
         *extra,
     ]
 
@@ -105,6 +123,7 @@ def test_add_list_show_status_delete(aws: AwsEnv) -> None:
     proc = cli(
         "mirrors", "add", "--source-url", "https://gitlab.com/grp/lib.git", "--url", TARGET + "2",
         "--provider", "gitlab", "--source-full-name", "grp/lib", "--auth-method", "none", "--disabled",
+        "--webhook-secret", "gitmirror/app/webhook",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("created mirror grp-lib-")
@@ -147,7 +166,7 @@ def test_add_list_show_status_delete(aws: AwsEnv) -> None:
     proc = cli("mirrors", "delete", "acme-app")
     assert one_error_line(proc, 1) == "gitmirror: error: no mirror with id acme-app"
     assert "no mirror with id acme-app" in one_error_line(cli("mirrors", "show", "acme-app"), 1)
-    assert "no mirror with id acme-app" in one_error_line(cli("status", "acme-app", "--json"), 1)
+    assert json_error(cli("status", "acme-app", "--json"), 1) == "no mirror with id acme-app"
 
 
 def test_update_changes_settings_but_never_the_url(aws: AwsEnv) -> None:
@@ -245,6 +264,7 @@ def test_runs_table_and_json(aws: AwsEnv) -> None:
     assert [r["run_id"] for r in runs["runs"]] == [failed_run.run_id, ok_run.run_id]  # newest first
     assert runs["runs"][1]["refs"][0] == {
         "ref": "refs/heads/main", "action": "create", "old": None, "new": sha, "error": None,
+        "reason_code": None, "hint": None,
     }  # fmt: skip
     assert [r["run_id"] for r in ok_json("runs", "app", "--limit", "1")["runs"]] == [failed_run.run_id]
 
@@ -312,14 +332,13 @@ def test_other_usage_errors_and_unreachable_aws(aws: AwsEnv) -> None:
     assert "argument ID" in one_error_line(cli("runs", "Not An Id"), 2)
     assert "ACTION" in one_error_line(cli("mirrors"), 2)
     add_missing = cli("mirrors", "add", "--source-url", SOURCE, "--url", TARGET, "--provider", "github")
-    assert "source_repo_id or source_full_name" in one_error_line(add_missing, 2)
+    assert "give --source-repo-id or --source-full-name" in one_error_line(add_missing, 2)
     assert all_items(mirrors_table()) == []
 
     dead = dict(os.environ, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1")
     line = one_error_line(cli("status", env=dead), 1)
     assert "cannot reach AWS" in line
-    line = one_error_line(cli("mirrors", "list", "--mirrors-table", "no-such-table", "--json"), 1)
-    assert "not found" in line
+    assert "not found" in json_error(cli("mirrors", "list", "--mirrors-table", "no-such-table", "--json"), 1)
 
 
 def test_max_push_bytes_on_add_and_update(aws: AwsEnv) -> None:

@@ -41,8 +41,9 @@ def test_json_contract_and_exit_codes(
     assert out["status"] == "success" and out["error"] is None and out["divergent_refs"] == []
     assert sorted(r["ref"] for r in out["refs"]) == [MAIN, "refs/heads/topic", "refs/tags/v1"]
     for entry in out["refs"]:
-        assert set(entry) == {"ref", "action", "old", "new", "error"}
+        assert set(entry) == {"ref", "action", "old", "new", "error", "reason_code", "hint"}
         assert entry["action"] == "create" and entry["old"] is None and len(entry["new"]) == 40
+        assert entry["reason_code"] is None and entry["hint"] is None
 
     # divergence under keep: exit 3, partial, the ref named
     g.commit(dst, "refs/heads/topic", {"local": "x"})
@@ -80,6 +81,7 @@ def test_json_contract_and_exit_codes(
     assert "canary-bad-token-999" not in proc.stdout + proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "failed" and "401" in out["error"]
+    assert out["reason_code"] == "auth" and out["hint"]
     assert g.refs(dst) == before
     assert list((tmp_path / "t").iterdir()) == []
 
@@ -127,3 +129,45 @@ def test_local_paths_and_file_urls(tmp_path: Path, sync_env: dict[str, str]) -> 
     missing = cli("sync", str(tmp_path / "absent.git"), str(dst), "--json", env=sync_env)
     assert missing.returncode == 1
     assert "not found" in json.loads(missing.stdout)["error"]
+
+
+def test_dry_run_reports_the_plan_and_pushes_nothing(
+    git_servers: GitServers, sync_env: dict[str, str]
+) -> None:
+    src, dst = git_servers.source_path, git_servers.target_path
+    base = g.commit(src, MAIN, {"a": "1"})
+    g.commit(src, "refs/heads/topic", {"t": "1"}, parents=[base])
+    args = ["sync", git_servers.source_url, git_servers.target_url]
+
+    proc = cli(*args, "--dry-run", "--json", env=sync_env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["dry_run"] is True and out["status"] == "success"
+    assert {r["ref"]: r["action"] for r in out["refs"]} == {MAIN: "create", "refs/heads/topic": "create"}
+    assert g.refs(dst) == {}
+    assert git_servers.target.rpc_requests("git-receive-pack") == []
+
+    # a real run, then a divergence: the dry run under keep exits 3 as the real run would
+    assert cli(*args, "--json", env=sync_env).returncode == 0
+    g.commit(dst, "refs/heads/topic", {"local": "x"})
+    g.commit(src, "refs/heads/topic", {"upstream": "y"})
+    g.commit(src, MAIN, {"a": "2"})
+    before = g.refs(dst)
+    git_servers.target.clear_requests()
+    proc = cli(*args, "--keep-divergent-refs", "--dry-run", "--json", env=sync_env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["status"], out["dry_run"], out["divergent_refs"]) == ("partial", True, ["refs/heads/topic"])
+    assert {r["ref"]: r["action"] for r in out["refs"]} == {
+        MAIN: "update",
+        "refs/heads/topic": "skip_divergent",
+    }
+    assert g.refs(dst) == before
+    assert git_servers.target.rpc_requests("git-receive-pack") == []
+
+    proc = cli(*args, "--keep-divergent-refs", "--dry-run", env=sync_env)
+    assert proc.returncode == 3 and "dry run" in proc.stdout and "refs/heads/topic" in proc.stdout
+    # without keep, the diverged ref would be overwritten: the plan says so
+    out = json.loads(cli(*args, "--dry-run", "--json", env=sync_env).stdout)
+    assert {r["ref"]: r["action"] for r in out["refs"]}["refs/heads/topic"] == "force_update"
+    assert g.refs(dst) == before

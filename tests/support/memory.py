@@ -13,6 +13,7 @@ from typing import Any
 
 from gitmirror.errors import MirrorExists, MirrorNotFound, SecretError, TransientError
 from gitmirror.mirror.credentials import BasicCredentials
+from gitmirror.mirror.github_app import GitHubAppKey
 from gitmirror.ports import Action
 from gitmirror.records import Mirror, RunRecord, SyncJob
 from gitmirror.values import MAX_LEASE_SECONDS, UpdateStatus, iso, parse_iso, utcnow
@@ -154,7 +155,7 @@ class InMemorySecrets:
             raise SecretError(f"secret {name!r} does not exist in Secrets Manager")
         return self.values[name]
 
-    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials:
+    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials | GitHubAppKey:
         from gitmirror.adapters.aws.secrets_manager import parse_git_credentials
 
         return parse_git_credentials(name, self._get(name, force))

@@ -35,8 +35,9 @@ def add_mirror(
     repo_id: str | None = "63933911",
     full_name: str | None = "binkkatal/sample_app",
     keep_divergent_refs: bool = False,
-    source_secret_value: dict[str, str] | None = None,
-    target_secret_value: dict[str, str] | None = None,
+    source_secret_value: dict[str, Any] | None = None,
+    target_secret_value: dict[str, Any] | None = None,
+    auth_method: str = "password",
     webhook_secret_value: str = WEBHOOK_SECRET,
     mirror_id: str | None = None,
 ) -> Mirror:
@@ -60,6 +61,7 @@ def add_mirror(
         source_secret=names["source"],
         target_secret=names["target"],
         webhook_secret=names["webhook"],
+        auth_method=auth_method,  # type: ignore[arg-type]
     )
     settings = load(CliSettings)
     return create_mirror(spec, store(), settings.policy, settings.secrets_prefix)

@@ -40,6 +40,8 @@ FUNCTIONS = {
 
 SECRETS_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*"
 
+DEFAULT_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+
 # The only IAM resources with a wildcard, each unavoidable: the GSIs of the mirrors table, and the
 # secrets under the configured prefix (Secrets Manager appends a random suffix to every secret ARN).
 ALLOWED_WILDCARD_RESOURCES = {
@@ -87,6 +89,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         "${MirrorsTable.Arn}/index/*": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
         "RunsTable.Arn": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
         SECRETS_ARN: {"secretsmanager:GetSecretValue"},
+        DEFAULT_BUS_ARN: {"events:PutEvents"},
         "Ref:CodeCommitRepositoryArns": {"codecommit:GitPull", "codecommit:GitPush"},
     },
     "SchedulerFunction": {
@@ -709,6 +712,60 @@ def test_alarm_topic_only_with_email(template: dict[str, Any], resources: dict[s
             assert output.get("Condition") == "HasAlarmEmail", name
 
 
+def test_state_change_rule_mails_the_alarm_topic(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    rule = resources["MirrorStateChangeRule"]
+    assert rule["Type"] == "AWS::Events::Rule" and rule["Condition"] == "HasAlarmEmail"
+    props = rule["Properties"]
+    assert props["EventBusName"] == "default" and props["State"] == "ENABLED"
+    assert props["EventPattern"] == {
+        "source": ["gitmirror"],
+        "detail-type": ["Mirror Sync Failed", "Mirror Sync Recovered"],
+    }
+    assert [t["Arn"] for t in props["Targets"]] == [{"Ref": "AlarmTopic"}]
+    policy = resources["AlarmTopicPolicy"]
+    assert policy["Condition"] == "HasAlarmEmail"
+    assert policy["Properties"]["Topics"] == [{"Ref": "AlarmTopic"}]
+    statements = {s["Principal"]["Service"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    events = statements["events.amazonaws.com"]
+    assert events["Action"] == "sns:Publish" and events["Resource"] == {"Ref": "AlarmTopic"}
+    assert events["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["MirrorStateChangeRule", "Arn"]}}
+    }
+
+
+def test_dashboard_shows_the_operating_metrics(resources: dict[str, Any]) -> None:
+    import json
+
+    dashboard = resources["Dashboard"]
+    assert dashboard["Type"] == "AWS::CloudWatch::Dashboard"
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    parsed = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))  # valid JSON once the ${...} are filled in
+    shown: set[tuple[str, str, str]] = set()
+    for widget in parsed["widgets"]:
+        props = widget["properties"]
+        for metric in props["metrics"]:
+            options = metric[-1] if isinstance(metric[-1], dict) else {}
+            shown.add((metric[0], metric[1], str(options.get("stat", props.get("stat")))))
+    assert {
+        ("gitmirror", "MirrorRuns", "Sum"),
+        ("gitmirror", "MirrorsFailed", "Sum"),
+        ("gitmirror", "BytesSent", "Sum"),
+        ("gitmirror", "BytesReceived", "Sum"),
+        ("gitmirror", "RunDurationSeconds", "p50"),
+        ("gitmirror", "RunDurationSeconds", "p99"),
+        ("gitmirror", "MirrorLagSeconds", "p50"),
+        ("gitmirror", "MirrorLagSeconds", "p99"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+        ("AWS/Lambda", "Duration", "p99"),
+    } <= shown
+    assert "${SyncQueue.QueueName}" in body and "${SyncDeadLetterQueue.QueueName}" in body
+    assert "${WebhookFunction}" in body
+    # the worker's metrics carry Powertools' service dimension, as the alarms match them
+    assert body.count('"service", "gitmirror"') >= 9
+
+
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     assert set(outputs) >= EXPECTED_OUTPUTS
@@ -724,6 +781,7 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert outputs["RunsTableName"]["Value"] == {"Ref": "RunsTable"}
     assert outputs["SyncQueueUrl"]["Value"] == {"Ref": "SyncQueue"}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "SyncDeadLetterQueue"}
+    assert "dashboards:name=${Dashboard}" in outputs["DashboardUrl"]["Value"]["Fn::Sub"]
 
 
 # --------------------------------------------------------------------------------------------------

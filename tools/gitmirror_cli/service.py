@@ -2,8 +2,9 @@
 
 The commands talk to DynamoDB and SQS through boto3 (so `AWS_ENDPOINT_URL`, `AWS_PROFILE`, ... apply) and
 read the same environment as the Lambdas (MIRRORS_TABLE, RUNS_TABLE, QUEUE_URL, SECRETS_PREFIX, ...).
-Usage errors exit 2 with one line and write nothing; operational failures (no such mirror, AWS
-unreachable) exit 1 with one line. Only secret *names* are ever handled, never their values.
+Usage errors exit 2 and write nothing; operational failures (no such mirror, AWS unreachable) exit 1;
+both end as `gitmirror_cli.output` says (one line, or one JSON object with --json). Only secret *names*
+are ever handled, never their values.
 
 This module is imported by `cli.py` on every invocation: keep its top-level imports light (boto3 and
 the store are imported inside the commands).
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from gitmirror.errors import MirrorError, MirrorExists, MirrorNotFound, UsageError
 from gitmirror.scrub import scrub
-from gitmirror.values import MIRROR_ID, Action, Provider, RunStatus, utcnow
+from gitmirror.values import MIRROR_ID, Action, AuthMethod, Provider, RunStatus, parse_iso, utcnow
 from gitmirror_cli.arguments import SIZE
 from gitmirror_cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_for_error
+from gitmirror_cli.output import CommandError, warn
 
 if TYPE_CHECKING:
     from gitmirror.adapters.aws.mirror_table import MirrorStore
@@ -48,17 +50,11 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _usage(message: str) -> NoReturn:
-    sys.stderr.write(f"gitmirror: error: {_one_line(message)}\n")
-    raise SystemExit(EXIT_USAGE)
+    raise CommandError(message, EXIT_USAGE)
 
 
-def _fail(message: str) -> int:
-    sys.stderr.write(f"gitmirror: error: {_one_line(message)}\n")
-    return EXIT_FAILED
-
-
-def _one_line(message: str) -> str:
-    return " ".join(scrub(message).split())
+def _fail(message: str) -> NoReturn:
+    raise CommandError(message, EXIT_FAILED)
 
 
 def _validation_message(exc: Any) -> str:
@@ -113,13 +109,13 @@ def _guarded(func: Command) -> Command:
         except ValidationError as exc:
             _usage(_validation_message(exc))
         except (MirrorNotFound, MirrorExists) as exc:
-            return _fail(str(exc).replace(repr(exc.mirror_id), exc.mirror_id))
+            _fail(str(exc).replace(repr(exc.mirror_id), exc.mirror_id))
         except MirrorError as exc:  # bad input, or TransientError from the store or the queue
             if exit_for_error(exc) == EXIT_USAGE:
                 _usage(str(exc))
-            return _fail(str(exc))
+            _fail(str(exc))
         except (BotoCoreError, ClientError) as exc:
-            return _fail(_aws_message(exc))
+            _fail(_aws_message(exc))
 
     return run
 
@@ -132,6 +128,12 @@ def _mirror_id(value: str) -> str:
         raise argparse.ArgumentTypeError(
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
+    return value
+
+
+def _repo_id(value: str) -> str:
+    if not value.isdigit() or len(value) > 20:
+        raise argparse.ArgumentTypeError(f"expected the repository's numeric id, got {value!r}")
     return value
 
 
@@ -191,11 +193,21 @@ def _arrow() -> str:
     return "→"
 
 
-def _short_time(value: str | None, empty: str = "-") -> str:
+def relative_time(value: str | None, now: dt.datetime, empty: str = "-") -> str:
+    """An ISO timestamp as a human reads a status table: "just now", "3 min ago", "2 h ago", "5 days ago"."""
     if not value:
         return empty
-    head, _, rest = value.partition(".")
-    return head + "Z" if rest.endswith("Z") else value
+    try:
+        seconds = (now - parse_iso(value)).total_seconds()
+    except ValueError:
+        return value
+    if seconds < 10:
+        return "just now"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if unit == 'day' and count != 1 else ''} ago"
+    return f"{int(seconds)} s ago"
 
 
 def _first_line(text: str | None, width: int = ERROR_WIDTH) -> str:
@@ -235,7 +247,7 @@ def mirrors_table(mirrors: Sequence[Mirror], now: dt.datetime) -> str:
             m.id,
             f"{m.source_url} {arrow} {m.url}",
             status_text(m, now),
-            _short_time(m.last_successful_update_at, "never"),
+            relative_time(m.last_successful_update_at, now, "never"),
             _first_line(m.last_error),
         ]
         for m in mirrors
@@ -252,8 +264,10 @@ def mirror_details(mirror: Mirror, now: dt.datetime) -> str:
         label = labels.get(key, key.replace("_", " "))
         if key == "update_status":
             text = status_text(mirror, now)
+        elif key.endswith("_at") and isinstance(value, str) and value:
+            text = f"{value} ({relative_time(value, now)})"
         elif key == "last_successful_update_at":
-            text = str(value) if value else "never"
+            text = "never"
         elif isinstance(value, bool):
             text = "yes" if value else "no"
         elif isinstance(value, list):
@@ -288,7 +302,7 @@ def runs_table(runs: Sequence[RunRecord]) -> str:
     rows = [
         [
             run.run_id,
-            run.trigger.value,
+            run.trigger.value + (" (dry run)" if run.dry_run else ""),
             run.result.value if run.result else run.update_status.value,
             _duration(run),
             str(sum(1 for r in run.refs if r.action in _CHANGED)),
@@ -304,6 +318,97 @@ def _print(text: str) -> None:
 
 
 # --- commands ---------------------------------------------------------------------------------------
+
+
+_SECRET_FLAGS = {
+    "source_secret": "--source-secret",
+    "target_secret": "--target-secret",
+    "webhook_secret": "--webhook-secret",
+}
+# what each secret holds, for the create-secret command an error suggests
+_SECRET_VALUES = {
+    "source_secret": '\'{"username": "oauth2", "token": "..."}\'',
+    "target_secret": '\'{"username": "x-access-token", "token": "..."}\'',
+    "webhook_secret": '"$(openssl rand -hex 32)"',
+}
+
+
+def _check_url_flag(flag: str, value: str, settings: CliSettings) -> None:
+    """The URL checks of `create_mirror`, reported against the flag the user typed, with the fix."""
+    from gitmirror.manage.mirrors import check_remote_url
+    from gitmirror.mirror.urls import missing_scheme_hint
+
+    hint = missing_scheme_hint(value)
+    if hint and not settings.policy.allow_local_paths:
+        _usage(f"{flag} {value!r} has no scheme: add https:// ({flag} {hint})")
+    try:
+        check_remote_url(value, settings.policy, "the URL")
+    except UsageError as exc:
+        fix = f" ({flag} https://{value[7:]})" if value.lower().startswith("http://") else ""
+        _usage(f"{flag}: {exc}{fix if 'https://' in str(exc) else ''}")
+
+
+def _check_secret_flags(names: dict[str, str | None], settings: CliSettings) -> None:
+    """Refuse secret names outside the prefix, or that Secrets Manager does not have (the worker
+    would fail on every run, the receiver refuse every delivery). When the check itself cannot be
+    made (no permission to describe secrets), say so and go on."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from gitmirror.adapters.aws import clients
+    from gitmirror.records import check_secret_prefix
+
+    for field, name in names.items():
+        try:
+            check_secret_prefix(name, settings.secrets_prefix)
+        except UsageError as exc:
+            _usage(f"{_SECRET_FLAGS[field]}: {exc}")
+    given = {field: name for field, name in names.items() if name}
+    if not given:
+        return
+    client = clients.client("secretsmanager")
+    for field, name in given.items():
+        flag = _SECRET_FLAGS[field]
+        try:
+            client.describe_secret(SecretId=name)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code != "ResourceNotFoundException":
+                warn(f"could not check that {flag} {name} exists ({code or exc}); using it as given")
+                continue
+            _usage(
+                f"{flag}: there is no secret {name!r} in Secrets Manager; create it first: "
+                f"aws secretsmanager create-secret --name {name} --secret-string {_SECRET_VALUES[field]}"
+            )
+        except BotoCoreError as exc:
+            _fail(_aws_message(exc))
+
+
+def _check_add_flags(args: argparse.Namespace, settings: CliSettings) -> None:
+    """What `create_mirror` would refuse, named by flag; plus the webhook secret every mirror needs."""
+    _check_url_flag("--source-url", args.source_url, settings)
+    _check_url_flag("--url", args.url, settings)
+    if not (args.source_repo_id or args.source_full_name):
+        _usage(
+            "give --source-repo-id or --source-full-name so webhooks can find this mirror "
+            "(e.g. --source-full-name acme/app)"
+        )
+    if args.auth_method == "password" and not args.target_secret:
+        _usage(
+            "--target-secret NAME is required with --auth-method password (the default): the Secrets "
+            "Manager secret with the target's credentials; or --auth-method iam for CodeCommit"
+        )
+    if args.auth_method == "iam":
+        from gitmirror.mirror.credentials import is_codecommit
+        from gitmirror.mirror.urls import parse_remote
+
+        if not is_codecommit(parse_remote(args.url)):
+            _usage("--auth-method iam needs a --url on git-codecommit.<region>.amazonaws.com")
+    if not args.webhook_secret:
+        _usage(
+            "--webhook-secret NAME is required: without it every push webhook for this mirror is refused "
+            "(401); store a random string first: aws secretsmanager create-secret --name "
+            f'{settings.secrets_prefix}{args.id or "NAME"}/webhook --secret-string "$(openssl rand -hex 32)"'
+        )
 
 
 @_guarded
@@ -330,6 +435,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     }
     spec = MirrorSpec(**{k: v for k, v in fields.items() if v is not None})
     settings = _settings(args)
+    _check_add_flags(args, settings)
+    _check_secret_flags({k: getattr(args, k) for k in _SECRET_FLAGS}, settings)
     mirror = create_mirror(spec, _store(settings), settings.policy, settings.secrets_prefix)
     now = utcnow()
     if args.json:
@@ -339,8 +446,24 @@ def cmd_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _normalized_source(url: str) -> str:
+    """Source URLs as the same repository: scheme and host case, a trailing slash or `.git` aside."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
+    return f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}{path}"
+
+
 def _list(args: argparse.Namespace) -> int:
     mirrors = _store(_settings(args)).list_mirrors()
+    source = getattr(args, "source", None)
+    repo_id = getattr(args, "source_repo_id", None)
+    if source:
+        wanted = _normalized_source(source)
+        mirrors = [m for m in mirrors if _normalized_source(m.source_url) == wanted]
+    if repo_id:
+        mirrors = [m for m in mirrors if m.source_repo_id == repo_id]
     now = utcnow()
     if args.json:
         _emit_json({"mirrors": [m.public(now) for m in mirrors]})
@@ -392,7 +515,7 @@ def cmd_update(args: argparse.Namespace) -> int:
         changes["mirror_branch_regex"] = None
     elif args.branch_regex is not None:
         changes["mirror_branch_regex"] = args.branch_regex
-    for name in ("source_secret", "target_secret", "webhook_secret"):
+    for name in _SECRET_FLAGS:
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.clear_max_push_bytes:
@@ -402,6 +525,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     if not changes:
         raise UsageError("nothing to change: give at least one option (see gitmirror mirrors update --help)")
     settings = _settings(args)
+    MirrorSettings(**changes)  # bad values are usage errors before anything is looked up
+    _check_secret_flags({k: changes.get(k) for k in _SECRET_FLAGS}, settings)
     mirror = update_mirror(
         args.mirror_id, MirrorSettings(**changes), _store(settings), settings.secrets_prefix
     )
@@ -432,9 +557,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.queue_url:
         raise UsageError("no sync queue configured: set QUEUE_URL or pass --queue-url")
-    outcome = request_sync(args.mirror_id, _store(settings), SqsJobQueue(settings.queue_url), Trigger.MANUAL)
+    queue = SqsJobQueue(settings.queue_url)
+    outcome = request_sync(args.mirror_id, _store(settings), queue, Trigger.MANUAL, dry_run=args.dry_run)
     if args.json:
-        _emit_json({"mirror": args.mirror_id, "queued": outcome.queued, "reason": outcome.reason})
+        reply: dict[str, object] = {
+            "mirror": args.mirror_id,
+            "queued": outcome.queued,
+            "reason": outcome.reason,
+        }
+        if args.dry_run:
+            reply["dry_run"] = True
+        _emit_json(reply)
+    elif args.dry_run:
+        _print(
+            f"queued a dry run of {args.mirror_id}: nothing is pushed; its plan will be in "
+            f"`gitmirror runs {args.mirror_id}`"
+        )
     elif outcome.queued:
         _print(f"queued a sync of {args.mirror_id}")
     else:
@@ -488,7 +626,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-repo-id", metavar="N", help="the source repository's numeric id")
     parser.add_argument("--source-full-name", metavar="NAME", help="the source repository's path, owner/name")
     parser.add_argument(
-        "--id", type=_mirror_id, metavar="ID", help="mirror id (default: derived from the name)"
+        "--id",
+        type=_mirror_id,
+        metavar="ID",
+        help="mirror id, as `status ID` and DynamoDB use it (default: the source's name + a random suffix)",
     )
     parser.add_argument(
         "--keep-divergent-refs",
@@ -505,13 +646,18 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
     parser.add_argument(
         "--auth-method",
-        choices=["password", "iam", "none"],
+        choices=[m.value for m in AuthMethod],
         default="password",
-        help="how the worker authenticates to the target (default: password)",
+        help="how the worker authenticates to the target (default: password; github_app: the target "
+        "secret holds a GitHub App's app_id, installation_id and private_key)",
     )
     parser.add_argument("--source-secret", metavar="NAME", help="Secrets Manager secret for the source")
     parser.add_argument("--target-secret", metavar="NAME", help="Secrets Manager secret for the target")
-    parser.add_argument("--webhook-secret", metavar="NAME", help="Secrets Manager secret verifying webhooks")
+    parser.add_argument(
+        "--webhook-secret",
+        metavar="NAME",
+        help="Secrets Manager secret verifying webhooks (required; it must exist)",
+    )
     parser.add_argument(
         "--max-push-bytes",
         type=SIZE,
@@ -526,12 +672,30 @@ def _update_options(parser: argparse.ArgumentParser) -> None:
     for flag in ("--url", "--source-url"):
         parser.add_argument(flag, dest="immutable_" + flag[2:].replace("-", "_"), help=argparse.SUPPRESS)
     enabled = parser.add_mutually_exclusive_group()
-    enabled.add_argument("--enable", dest="enabled", action="store_const", const=True, help="enable")
-    enabled.add_argument("--disable", dest="enabled", action="store_const", const=False, help="disable")
+    enabled.add_argument(
+        "--enable", dest="enabled", action="store_const", const=True, help="enable the mirror"
+    )
+    enabled.add_argument(
+        "--disable",
+        dest="enabled",
+        action="store_const",
+        const=False,
+        help="disable the mirror: webhooks and schedules no longer queue runs",
+    )
     keep = parser.add_mutually_exclusive_group()
-    keep.add_argument("--keep-divergent-refs", dest="keep_divergent_refs", action="store_const", const=True)
     keep.add_argument(
-        "--no-keep-divergent-refs", dest="keep_divergent_refs", action="store_const", const=False
+        "--keep-divergent-refs",
+        dest="keep_divergent_refs",
+        action="store_const",
+        const=True,
+        help="never overwrite diverged target refs: skip and report them",
+    )
+    keep.add_argument(
+        "--no-keep-divergent-refs",
+        dest="keep_divergent_refs",
+        action="store_const",
+        const=False,
+        help="overwrite diverged target refs (GitLab's default)",
     )
     filters = parser.add_mutually_exclusive_group()
     filters.add_argument(
@@ -566,15 +730,36 @@ def register(sub: Any) -> None:
         "mirrors", help="manage the service's mirrors", description="Manage the service's mirrors."
     )
     actions = mirrors.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=type(mirrors)
+        dest="action",
+        metavar="ACTION",
+        required=True,
+        parser_class=type(mirrors),
+        help="`gitmirror mirrors ACTION --help` describes each",
     )
     _add_options(leaf(actions, "add", "register a new mirror", cmd_add))
-    leaf(actions, "list", "list all mirrors with their status", cmd_list)
+    listing = leaf(
+        actions, "list", "list the mirrors with their status (all, or those of one source)", cmd_list
+    )
+    listing.add_argument(
+        "--source", metavar="URL", help="only the mirrors of this source URL (a trailing .git or / aside)"
+    )
+    listing.add_argument(
+        "--source-repo-id", type=_repo_id, metavar="N", help="only the mirrors of this numeric source id"
+    )
     _id_arg(leaf(actions, "show", "show every field of one mirror", cmd_show))
     _update_options(parser := leaf(actions, "update", "change a mirror's settings (not its url)", cmd_update))
     _id_arg(parser)
     _id_arg(leaf(actions, "delete", "delete a mirror", cmd_delete))
-    _id_arg(leaf(actions, "sync", "update now: queue a sync unless one is scheduled or running", cmd_sync))
+    _id_arg(
+        parser := leaf(
+            actions, "sync", "update now: queue a sync unless one is scheduled or running", cmd_sync
+        )
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="queue a dry run instead: the worker records the plan in a run record and pushes nothing",
+    )
 
     _id_arg(leaf(sub, "status", "status of all mirrors, or every field of one", cmd_status), optional=True)
     runs = leaf(sub, "runs", "recent runs of one mirror, newest first", cmd_runs)

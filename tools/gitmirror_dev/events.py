@@ -362,7 +362,7 @@ def _worker_job(_bodies: dict[str, bytes], _secret: str, now: int) -> dict[str, 
 
     delivery = delivery_ids()["github-push"]
     job = SyncJob(mirror_id=MIRROR_ID, trigger=Trigger.WEBHOOK, delivery_id=delivery, enqueued_at=_iso(now))
-    body = job.message_body()
+    body = job.model_dump_json()
     millis = str(now * 1000)
     record = lambda_events.sqs_record(
         message_id=fixed_uuid("sqs-message:worker-job"),

@@ -35,6 +35,7 @@ import binascii
 import contextlib
 import hmac
 import io
+import json
 import os
 import socket
 import subprocess
@@ -242,8 +243,11 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         content_type: str = "text/plain; charset=utf-8",
         extra: dict[str, str] | None = None,
+        *,
+        drain: bool = True,
     ) -> None:
-        self._drain(rec)
+        if drain:
+            self._drain(rec)
         rec.status = status
         rec.response_bytes = len(body)
         rec.done = True  # final before the client can see the end of the response
@@ -259,6 +263,15 @@ class _Handler(BaseHTTPRequestHandler):
         target = rec.target
         if owner.stall_seconds and _matches(owner.stall_path_contains, target):
             time.sleep(owner.stall_seconds)
+
+        if owner.is_api_path(rec.method, rec.path):
+            body = b"".join(self._body_chunks())
+            rec.request_bytes = len(body)
+            rec.kind = "api"
+            api_status, reply = owner.api_request(rec, body)
+            payload = json.dumps(reply).encode()
+            self._send_simple(rec, api_status, payload, content_type="application/json", drain=False)
+            return
 
         ok, user = owner._check_auth(self.headers.get("Authorization"))
         rec.user = user
@@ -572,6 +585,16 @@ class GitHTTPServer:
         hook.write_text(script_text)
         hook.chmod(0o755)
         return hook
+
+    # -- an HTTP API beside git (subclasses: a host's REST endpoints) ----------------------
+
+    def is_api_path(self, method: str, path: str) -> bool:
+        """Whether a request is for the API (answered by `api_request`) rather than git."""
+        return False
+
+    def api_request(self, rec: RecordedRequest, body: bytes) -> tuple[int, object]:
+        """(status, JSON reply) for an API request; `rec.headers` holds its headers."""
+        raise NotImplementedError
 
     # -- test hooks ---------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import tempfile
 import threading
@@ -25,17 +26,66 @@ from gitmirror.manage.mirrors import create_mirror
 from gitmirror.records import Mirror, MirrorSpec
 from gitmirror.settings import CliSettings, load
 from gitmirror.values import Provider
+from gitmirror.webhook.payloads import peek_repository
 from gitmirror_dev import samples
 from gitmirror_dev.gitserver import GitHTTPServer
 from gitmirror_dev.lambdas import QueuePoller, load_function
 from gitmirror_dev.moto_stack import create_resources, local_environment, moto_server, put_secret
 from gitmirror_dev.serve import serve_in_thread
-from gitmirror_dev.signing import sign_github
+from gitmirror_dev.signing import sign_gitea, sign_github
 
 SOURCE_USER, TARGET_USER = "upstream-bot", "downstream-bot"
 WEBHOOK_SECRET = "gitmirror-demo-webhook-secret"
 # The real GitHub push payload (go-playground/webhooks testdata) names repository id 63933911.
 DEMO_REPO_ID, DEMO_REPO_NAME = "63933911", "binkkatal/sample_app"
+
+
+# provider -> a real push delivery of that host (vendored, byte for byte)
+_PUSH_SAMPLES = {
+    Provider.GITHUB: "github/push.json",
+    Provider.GITLAB: "gitlab/push-hook.json",
+    Provider.GITEA: "gitea/push.json",
+}
+
+
+def push_body(provider: Provider) -> bytes:
+    return samples.webhook_payload(_PUSH_SAMPLES[provider])
+
+
+@dataclass(frozen=True)
+class SignedPush:
+    """A push webhook ready to send with curl: its body on disk and the headers that sign it."""
+
+    provider: Provider
+    body_file: Path
+    headers: dict[str, str]  # the delivery id header is left to the sender (a new one per delivery)
+    delivery_header: str
+
+    def curl(self, api_url: str) -> str:
+        parts = [f"curl -sS -X POST {api_url}/webhooks/{self.provider.value}"]
+        parts += [f"-H {shlex.quote(f'{k}: {v}')}" for k, v in self.headers.items()]
+        # a new delivery id each time (the receiver drops a delivery id it has seen)
+        parts.append(f'-H "{self.delivery_header}: local-$(date +%s)-$$"')
+        parts.append(f"--data-binary @{shlex.quote(str(self.body_file))}")
+        return " ".join(parts)
+
+
+def signed_push(provider: Provider, directory: Path, secret: str) -> SignedPush:
+    body = push_body(provider)
+    directory.mkdir(parents=True, exist_ok=True)
+    body_file = directory / f"{provider.value}-push.json"
+    body_file.write_bytes(body)
+    headers = {"Content-Type": "application/json"}
+    if provider == Provider.GITHUB:
+        headers |= {"X-GitHub-Event": "push", "X-Hub-Signature-256": sign_github(body, secret)}
+        delivery = "X-GitHub-Delivery"
+    elif provider == Provider.GITLAB:
+        headers |= {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret}
+        delivery = "X-Gitlab-Event-UUID"
+    else:
+        headers |= {"X-Gitea-Event": "push", "X-Gitea-Signature": sign_gitea(body, secret)}
+        delivery = "X-Gitea-Delivery"
+    return SignedPush(provider, body_file, headers, delivery)
 
 
 @dataclass
@@ -59,18 +109,23 @@ class Stack:
     def downstream(self) -> Path:
         return self.target.repo_path("downstream.git")
 
-    def register_mirror(self, keep_divergent_refs: bool = False) -> Mirror:
+    def register_mirror(
+        self, keep_divergent_refs: bool = False, provider: Provider = Provider.GITHUB, mirror_id: str = "demo"
+    ) -> Mirror:
+        """A mirror upstream -> downstream that the provider's sample push webhook matches."""
         names = {k: f"gitmirror/local/{k}" for k in ("source", "target", "webhook")}
         put_secret(names["source"], json.dumps({"username": SOURCE_USER, "token": self.source_token}))
         put_secret(names["target"], json.dumps({"username": TARGET_USER, "token": self.target_token}))
         put_secret(names["webhook"], WEBHOOK_SECRET)
+        identity = peek_repository(provider, {"Content-Type": "application/json"}, push_body(provider))
+        repo_id, full_name = identity or (DEMO_REPO_ID, DEMO_REPO_NAME)
         spec = MirrorSpec(
-            id="demo",
+            id=mirror_id,
             source_url=self.source.repo_url("upstream.git"),
             url=self.target.repo_url("downstream.git"),
-            provider=Provider.GITHUB,
-            source_repo_id=DEMO_REPO_ID,
-            source_full_name=DEMO_REPO_NAME,
+            provider=provider,
+            source_repo_id=repo_id if repo_id.isdigit() else None,
+            source_full_name=full_name,
             keep_divergent_refs=keep_divergent_refs,
             source_secret=names["source"],
             target_secret=names["target"],
@@ -100,8 +155,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def local_stack(*, sample: str = "auto", port: int = 0, prefix: str = "gitmirror-local") -> Iterator[Stack]:
+def local_stack(
+    *, sample: str = "auto", port: int = 0, log_level: str | None = None, prefix: str = "gitmirror-local"
+) -> Iterator[Stack]:
     """Start everything; on exit stop every process and thread it started and remove its files.
+    `log_level` sets the functions' POWERTOOLS_LOG_LEVEL (default: the environment's, else WARNING).
 
     moto keeps its state per process, not per server: a second stack in the same process needs its own
     resource name `prefix`."""
@@ -117,6 +175,8 @@ def local_stack(*, sample: str = "auto", port: int = 0, prefix: str = "gitmirror
         ):
             os.environ.update(local_environment(endpoint, prefix))
             os.environ["RETRY_BASE_SECONDS"] = "1"
+            if log_level:
+                os.environ["POWERTOOLS_LOG_LEVEL"] = log_level
             settings = load(CliSettings)
             create_resources(settings)
             upstream = source.create_bare("upstream.git")

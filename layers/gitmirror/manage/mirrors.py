@@ -96,13 +96,21 @@ class SyncRequest:
     mirror: Mirror
 
 
-def request_sync(mirror_id: str, store: MirrorRepository, queue: JobQueue, trigger: Trigger) -> SyncRequest:
-    """GitLab's "Update now": queue a run unless one is already scheduled or started."""
+def request_sync(
+    mirror_id: str, store: MirrorRepository, queue: JobQueue, trigger: Trigger, *, dry_run: bool = False
+) -> SyncRequest:
+    """GitLab's "Update now": queue a run unless one is already scheduled or started.
+
+    A dry run is always queued and changes none of the mirror's status fields (not even `scheduled`):
+    the worker records its plan in a run record only."""
     mirror = store.get(mirror_id)
     if mirror is None:
         raise MirrorNotFound(mirror_id)
     if not mirror.enabled:
         raise UsageError("the mirror is disabled; enable it first")
+    if dry_run:
+        queue_sync(queue, mirror.id, trigger, dry_run=True)
+        return SyncRequest(True, "queued", mirror)
     pending = mirror.pending_run()
     if pending:
         return SyncRequest(False, pending, mirror)

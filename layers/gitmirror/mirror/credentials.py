@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gitmirror.errors import AuthError, UsageError
-from gitmirror.mirror.urls import RemoteURL
+from gitmirror.errors import AuthError, SecretError, UsageError
+from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
 from gitmirror.scrub import register_secret
+
+if TYPE_CHECKING:
+    from gitmirror.mirror.github_app import GitHubAppKey
 
 _CODECOMMIT_HOST = re.compile(
     r"^git-codecommit(?:-fips)?\.(?P<region>[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d)\.amazonaws\.com(?:\.cn)?$"
@@ -141,23 +144,52 @@ def from_env_token(remote: RemoteURL, token: str | None, username: str | None) -
 
 class SecretCredentials:
     """Credentials read from a named secret (any SecretSource); `refresh()` forces a re-read after a 401
-    (a rotated secret)."""
+    (a rotated secret, or a GitHub App token revoked early).
 
-    def __init__(self, source: SecretReader, name: str) -> None:
+    A secret holding a GitHub App's key yields installation tokens (`gitmirror.mirror.github_app`), for
+    pushing (`write`, a target) or fetching; `github_app=True` (auth_method github_app) requires one.
+    """
+
+    def __init__(
+        self,
+        source: SecretReader,
+        name: str,
+        *,
+        github_app: bool = False,
+        write: bool = False,
+        github_api_url: str | None = None,
+        policy: NetworkPolicy | None = None,
+    ) -> None:
         self.source = source
         self.name = name
+        self.github_app = github_app
+        self.write = write
+        self.github_api_url = github_api_url or None
+        self.policy = policy
         self._force = False
 
     def refresh(self) -> None:
         self._force = True
 
     def credentials_for(self, remote: RemoteURL) -> BasicCredentials | None:
-        creds = self.source.git_credentials(self.name, force=self._force)
-        self._force = False
-        return creds
+        value = self.source.git_credentials(self.name, force=self._force)
+        force, self._force = self._force, False
+        if isinstance(value, BasicCredentials):
+            if self.github_app:
+                raise SecretError(
+                    f"auth_method github_app needs secret {self.name!r} to hold the App's "
+                    '{"app_id": ..., "installation_id": ..., "private_key": ...}'
+                )
+            return value
+        from gitmirror.mirror.github_app import GitHubAppCredentials
+
+        app = GitHubAppCredentials(value, write=self.write, api_base=self.github_api_url, policy=self.policy)
+        if force:
+            app.refresh()
+        return app.credentials_for(remote)
 
 
 class SecretReader(Protocol):
     """The part of gitmirror.ports.SecretSource git credentials need."""
 
-    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials: ...
+    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials | GitHubAppKey: ...

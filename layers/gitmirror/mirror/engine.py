@@ -29,10 +29,19 @@ from gitmirror.mirror.planner import (
     plan_ref_updates,
     scoped_refs,
 )
+from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
 from gitmirror.mirror.transport.fetched_pack import PackOverLimit
-from gitmirror.scrub import one_line, scrub
-from gitmirror.values import Action, MirrorOptions, RefUpdate, RunStatus, SyncResult, SyncStats
+from gitmirror.scrub import scrub
+from gitmirror.values import (
+    Action,
+    MirrorOptions,
+    RefUpdate,
+    RunStatus,
+    SyncProgress,
+    SyncResult,
+    SyncStats,
+)
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0
@@ -57,10 +66,15 @@ class _Run:
         remaining_seconds: Callable[[], float] | None,
         mode: str,
         background: futures.Executor,
+        dry_run: bool = False,
+        progress: Callable[[SyncProgress], None] | None = None,
         max_push_bytes: int | None = None,
         time_limit: float | None = None,
     ) -> None:
         self.mode = mode
+        self.dry_run = dry_run
+        self._progress = progress
+        self.pushing = False  # a failure now is the target's answer to a push: its side-band says why
         self.background = background  # network waits that overlap (a listing, the negotiation round)
         self.fetched: FetchedPack | None = None
         self.source = source
@@ -86,6 +100,10 @@ class _Run:
             and time.monotonic() - self.started >= self.time_limit
         )
 
+    def report(self, phase: str, pushes_left: int = 0) -> None:
+        if self._progress is not None:
+            self._progress(SyncProgress(phase, self.pushes, self.pushes + pushes_left))
+
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
         outcome = self.target.push(
@@ -103,7 +121,11 @@ class _Run:
             raise TimedOut(f"timed out: stopped before {what} because the run's time was nearly used up")
 
     def push(self, repo: Repo, batch: Sequence[RefUpdate]) -> None:
+        if self.dry_run:
+            self.done.extend(batch)  # the plan, as a real run would carry it out
+            return
         self.check_time("pushing")
+        self.pushing = True
         outcome = self._send(repo, batch, send_objects=not self.objects_delivered)
         refused = {ref: reason for ref, reason in outcome.status.items() if reason}
         if self.objects_delivered and any(_MISSING_OBJECTS.search(r) for r in refused.values()):
@@ -127,6 +149,7 @@ class _Run:
             if reason is None:
                 self.done.append(decision)
                 continue
+            rejection = classify(reason, outcome.remote_messages)
             if outcome.remote_messages:
                 reason = f"{reason} ({outcome.remote_messages.replace(chr(10), '; ')})"
             self.done.append(
@@ -135,7 +158,9 @@ class _Run:
                     action=Action.REJECTED,
                     old=decision.old,
                     new=decision.new,
-                    error=scrub(one_line(reason, _MAX_REASON)),
+                    error=scrub(reason)[:_MAX_REASON],
+                    reason_code=rejection.code.value,
+                    hint=rejection.hint,
                 )
             )
 
@@ -149,15 +174,22 @@ def sync_mirror(
     remaining_seconds: Callable[[], float] | None = None,
     workdir_parent: str | None = None,
     mode: str = "incremental",
+    dry_run: bool = False,
+    progress: Callable[[SyncProgress], None] | None = None,
     max_push_bytes: int | None = None,
     time_limit: float | None = None,
 ) -> SyncResult:
     """Mirror `source` into `target` with GitLab push-mirror semantics. Never raises for git failures:
-    they become a `failed` result with a scrubbed, actionable error.
+    they become a `failed` result with a scrubbed, actionable error, its `reason_code` and `hint`.
 
-    `max_push_bytes`: no push body is larger; a larger history goes in several pushes (`chunked`).
-    `time_limit`: seconds after which no new push starts (at least one always does); refs left then
-    are the result's `remaining_refs`, with status `incomplete`."""
+    `dry_run`: list both sides and fetch what the ancestry questions need, but push nothing; the result
+    holds the plan (the actions a real run would take) and the status a real run would end with, short
+    of refusals only the target can tell. `progress`, when given, is called (in the caller's thread) as
+    the run enters each phase and after each push.
+
+    `max_push_bytes`: no push body is larger; a larger history goes in several pushes (`chunked`; a
+    dry run plans as one). `time_limit`: seconds after which no new push starts (at least one always
+    does); refs left then are the result's `remaining_refs`, with status `incomplete`."""
     options = options or MirrorOptions()
     started = time.monotonic()
     if mode not in ("incremental", "full"):
@@ -173,14 +205,18 @@ def sync_mirror(
             remaining_seconds,
             mode,
             background,
-            max_push_bytes,
+            dry_run,
+            progress,
+            None if dry_run else max_push_bytes,
             time_limit,
         )
         skipped: list[RefUpdate] = []
         error: str | None = None
         failure: MirrorError | None = None
+        side_band = ""
         transfer = "none"
         try:
+            run.report("listing")
             # Both sides' refs at once: the two advertisements are independent round trips.
             target_listing = run.background.submit(target.list_refs)
             try:
@@ -196,6 +232,11 @@ def sync_mirror(
         except MirrorError as exc:
             error = exc.message
             failure = exc
+            side_band = target.remote_messages() if run.pushing else ""
+            if side_band and side_band not in error:
+                error = scrub(f"{error} (the target said: {side_band.replace(chr(10), '; ')})")[:_MAX_REASON]
+        run.report("done")
+    rejection = classify_failure(error, failure.kind if failure else None, side_band) if error else None
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
         status = RunStatus.FAILED
@@ -212,6 +253,9 @@ def sync_mirror(
         error=error,
         error_kind=failure.kind if failure else None,
         retryable=failure.retryable if failure else False,
+        reason_code=rejection.code.value if rejection else None,
+        hint=rejection.hint if rejection else None,
+        dry_run=dry_run,
         stats=SyncStats(
             bytes_received=source.stats.bytes_received + target.stats.bytes_received,
             bytes_sent=source.stats.bytes_sent + target.stats.bytes_sent,
@@ -239,6 +283,7 @@ def fetch_commit_graph(run: _Run, workdir: str, repos: list[Repo], wants: set[st
     graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
     repos.append(graph)
     run.check_time("fetching the commit graph")
+    run.report("fetching commit graph")
     filter_spec = b"tree:0" if run.source.supports_filter() else None
     fetched = run.source.fetch_pack_file(graph, wants, [], filter_spec=filter_spec)
     if filter_spec is not None and fetched.size <= MAX_SCANNED_GRAPH_BYTES:
@@ -251,6 +296,18 @@ def fetch_commit_graph(run: _Run, workdir: str, repos: list[Repo], wants: set[st
     packs = list(graph.object_store.packs)
     # one pack: look objects up in it directly (the store checks for a multi-pack index on every lookup)
     return CommitGraph(packs[0] if len(packs) == 1 else graph.object_store)
+
+
+def failed_result(message: str, kind: str | None = None) -> SyncResult:
+    """A run that failed before the engine could start (configuration, credentials, a crash)."""
+    rejection = classify_failure(message, kind)
+    return SyncResult(
+        status=RunStatus.FAILED,
+        error=message,
+        error_kind=kind,
+        reason_code=rejection.code.value,
+        hint=rejection.hint,
+    )
 
 
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
@@ -313,6 +370,7 @@ def _transfer(
             store = Repo.init_bare(os.path.join(workdir, "objects.git"), mkdir=True)
             repos.append(store)
             run.check_time("fetching")
+            run.report("fetching")
             if run.max_push_bytes is not None and run.mode == "full":
                 graph = fetch_commit_graph(run, workdir, repos, wants)
                 push_in_chunks(run, workdir, graph, source_refs, target_refs, default_branch, skipped)
@@ -354,16 +412,20 @@ def _transfer(
                     negotiation.result if negotiation is not None else ask_source,
                 )
                 mode = "incremental" if haves else "full"
+            run.report("planning")
             decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
                 mode += "+graph"
             skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
             batches = batch_ref_updates(decisions, default_branch, run.batch_size)
-            for done, batch in enumerate(batches):
+            for index, batch in enumerate(batches):
                 if run.time_up():
-                    run.remaining.extend(d.ref for later in batches[done:] for d in later)
+                    run.remaining.extend(d.ref for later in batches[index:] for d in later)
                     break
+                run.report("pushing", len(batches) - index)
                 run.push(store, batch)
+            if batches:
+                run.report("pushing")
         finally:
             if run.fetched is not None:
                 run.fetched.discard()

@@ -83,6 +83,20 @@ def parse_remote(value: str) -> RemoteURL:
     return RemoteURL(url=clean, username=username, password=password)
 
 
+_HOST_LIKE = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]+)?$")
+
+
+def missing_scheme_hint(value: str) -> str | None:
+    """`github.com/acme/app` reads as a local path; when the start looks like a host name, the URL meant
+    (`https://github.com/acme/app`), else None."""
+    if "://" in value or value.startswith(("/", ".", "~")):
+        return None
+    host, _, rest = value.partition("/")
+    if not rest or not _HOST_LIKE.match(host) or host.lower().endswith(".git"):
+        return None
+    return f"https://{value}"
+
+
 def has_userinfo(value: str) -> bool:
     try:
         parts = urlsplit(value)

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from gitmirror.errors import UsageError
 from gitmirror.jobs import retry_delay
 from gitmirror.mirror.credentials import Anonymous, CodeCommitIAM, CredentialProvider, SecretCredentials
-from gitmirror.mirror.engine import sync_mirror
+from gitmirror.mirror.engine import failed_result, sync_mirror
+from gitmirror.mirror.rejections import with_hints
 from gitmirror.mirror.transport import Remote
 from gitmirror.mirror.urls import parse_remote
 from gitmirror.ports import JobQueue, MirrorRepository, SecretSource
 from gitmirror.records import Mirror, RunRecord, SyncJob, check_secret_prefix
 from gitmirror.run import continuation
+from gitmirror.run.transitions import Transition, transition
 from gitmirror.scrub import scrub
 from gitmirror.settings import WorkerSettings
 from gitmirror.values import (
@@ -23,6 +25,7 @@ from gitmirror.values import (
     AuthMethod,
     RunStatus,
     SyncResult,
+    Trigger,
     UpdateStatus,
     iso,
     new_run_id,
@@ -32,6 +35,7 @@ from gitmirror.values import (
 
 DIVERGED = "Some refs have diverged and have not been updated on the remote:"
 REJECTED = "Some refs were rejected by the remote:"
+MAX_ERROR_CHARS = 4000
 # Give up on a run this long before the Lambda's own deadline, to record the result and release the lease.
 SAFETY_SECONDS = 30.0
 
@@ -45,6 +49,45 @@ class JobOutcome:
     result: SyncResult | None = None
     retry: bool = False
     retry_after_seconds: int = 0
+    # the event to publish when the run changed the mirror's health (healthy <-> failed/partial)
+    transition: Transition | None = None
+    # MirrorLagSeconds: from the webhook's arrival (the job's enqueue) to the target updated
+    lag_seconds: float | None = None
+    run_id: str | None = None
+    update_status: UpdateStatus | None = None  # as written to the mirror (or meant to be)
+    mirror_deleted: bool = False  # the mirror was deleted while it ran: no status was written
+
+    def log_fields(self) -> dict[str, object]:
+        """The last log line of a job: what happened and, for a run, its result in numbers."""
+        fields: dict[str, object] = {"action": self.action, "reason": self.reason}
+        result = self.result
+        if result is not None:
+            fields.update(
+                status=self.update_status.value if self.update_status else None,
+                result=result.status.value,
+                error=result.error,
+                duration_ms=int(result.stats.duration_seconds * 1000),
+                transfer=result.stats.transfer,
+                bytes_received=result.stats.bytes_received,
+                bytes_sent=result.stats.bytes_sent,
+                pushes=result.stats.pushes,
+                **ref_counts(result),
+            )
+        if self.mirror_deleted:
+            fields["mirror_deleted"] = True
+        return fields
+
+
+def job_log_keys(job: SyncJob, attempt: int) -> dict[str, object]:
+    """Keys for every log line about a job. Present even when empty (a manual or scheduled job has no
+    delivery; no run id until the lease is held), so a query by any of them never misses a line."""
+    return {
+        "mirror_id": job.mirror_id,
+        "delivery_id": job.delivery_id or "",
+        "run_id": "",
+        "trigger": job.trigger.value,
+        "attempt": attempt,
+    }
 
 
 class _RunClock:
@@ -64,11 +107,20 @@ class _Credentials:
         self.secrets = secrets
         self.settings = settings
 
-    def named(self, secret_name: str | None) -> CredentialProvider:
+    def named(
+        self, secret_name: str | None, *, write: bool = False, github_app: bool = False
+    ) -> CredentialProvider:
         if not secret_name:
             return Anonymous()
         check_secret_prefix(secret_name, self.settings.secrets_prefix)
-        return SecretCredentials(self.secrets, secret_name)
+        return SecretCredentials(
+            self.secrets,
+            secret_name,
+            write=write,
+            github_app=github_app,
+            github_api_url=self.settings.github_api_url,
+            policy=self.settings.policy,
+        )
 
 
 def _target_provider(mirror: Mirror, creds: _Credentials) -> CredentialProvider:
@@ -78,7 +130,9 @@ def _target_provider(mirror: Mirror, creds: _Credentials) -> CredentialProvider:
         return Anonymous()
     if not mirror.target_secret:
         raise UsageError("the mirror has no target_secret; set one or use auth_method iam for CodeCommit")
-    return creds.named(mirror.target_secret)
+    return creds.named(
+        mirror.target_secret, write=True, github_app=mirror.auth_method == AuthMethod.GITHUB_APP
+    )
 
 
 def covered_by_later_run(mirror: Mirror, job: SyncJob, now: dt.datetime) -> str | None:
@@ -95,15 +149,27 @@ def covered_by_later_run(mirror: Mirror, job: SyncJob, now: dt.datetime) -> str 
 
 
 def failure_message(result: SyncResult) -> str | None:
+    """GitLab's `last_error`, ending with the hints of what went wrong (one line each)."""
     if result.error:
-        return result.error
+        return with_hints(result.error, [result.hint or ""], MAX_ERROR_CHARS)
     parts = []
     if result.divergent_refs:
         parts.append(DIVERGED + "\n\n" + "\n".join(result.divergent_refs))
     rejected = [r for r in result.refs if r.action == Action.REJECTED]
     if rejected:
         parts.append(REJECTED + "\n\n" + "\n".join(f"{r.ref}: {r.error}" for r in rejected))
-    return scrub("\n\n".join(parts))[:4000] if parts else None
+    hints = [r.hint or "" for r in rejected]
+    return with_hints(scrub("\n\n".join(parts)), hints, MAX_ERROR_CHARS) if parts else None
+
+
+def ref_counts(result: SyncResult) -> dict[str, int]:
+    return {
+        "refs_created": result.count(Action.CREATE),
+        "refs_updated": result.count(Action.UPDATE) + result.count(Action.FORCE_UPDATE),
+        "refs_deleted": result.count(Action.DELETE),
+        "refs_rejected": result.count(Action.REJECTED),
+        "refs_skipped": result.count(Action.SKIP_DIVERGENT),
+    }
 
 
 def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
@@ -115,11 +181,7 @@ def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
         **({"last_successful_update_at": finished_at} if ok else {}),
         "last_error": failure_message(result),
         "divergent_refs": result.divergent_refs or None,
-        "refs_created": result.count(Action.CREATE),
-        "refs_updated": result.count(Action.UPDATE) + result.count(Action.FORCE_UPDATE),
-        "refs_deleted": result.count(Action.DELETE),
-        "refs_rejected": result.count(Action.REJECTED),
-        "refs_skipped": result.count(Action.SKIP_DIVERGENT),
+        **ref_counts(result),
     }
 
 
@@ -132,14 +194,20 @@ def run_job(
     attempt: int = 1,
     remaining_ms: Callable[[], int] | None = None,
     workdir_parent: str | None = None,
+    on_run_start: Callable[[str], None] | None = None,
     queue: JobQueue | None = None,
 ) -> JobOutcome:
+    """`on_run_start(run_id)` is called once the run holds the mirror's lease, before it syncs."""
     now = utcnow()
     mirror = store.get(job.mirror_id)
     if mirror is None:
         return JobOutcome("dropped", "the mirror no longer exists")
     if not mirror.enabled:
         return JobOutcome("dropped", "the mirror is disabled")
+    if job.dry_run:
+        return _dry_run(
+            job, mirror, store, secrets, settings, attempt, _RunClock(remaining_ms), workdir_parent
+        )
     covered = covered_by_later_run(mirror, job, now) or continuation.superseded(mirror, job)
     if covered:
         return JobOutcome("dropped", covered)
@@ -154,49 +222,130 @@ def run_job(
             retry_after_seconds=retry_delay(settings.retry_base_seconds, 2),
         )
 
+    if on_run_start is not None:
+        on_run_start(run_id)
     started_at = iso(now)
     try:
         result = _sync(mirror, _Credentials(secrets, settings), settings, clock, workdir_parent)
     except Exception as exc:  # noqa: BLE001 - any crash must still release the lease with a status
-        result = SyncResult(
-            status=RunStatus.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}")
-        )
+        result = failed_result(scrub(f"internal error: {type(exc).__name__}: {exc}"))
     result = continuation.without_progress(result)
-    finished_at = iso(utcnow())
+    finished = utcnow()
+    finished_at = iso(finished)
     fields = {**status_fields(result, finished_at), **continuation.progress_fields(mirror, job, result)}
     applied = store.finish(mirror.id, run_id, fields)
-    store.put_run(
-        RunRecord(
-            mirror_id=mirror.id,
-            run_id=run_id,
-            trigger=job.trigger,
-            delivery_id=job.delivery_id,
-            attempt=attempt,
-            started_at=started_at,
-            finished_at=finished_at,
-            update_status=UpdateStatus(str(fields["update_status"])),
-            result=result.status,
-            error=failure_message(result),
-            divergent_refs=result.divergent_refs,
-            refs=result.refs,
-            bytes_received=result.stats.bytes_received,
-            bytes_sent=result.stats.bytes_sent,
-            bytes_pushed=result.stats.bytes_pushed,
-            remaining_refs=len(result.remaining_refs),
-            duration_ms=int(result.stats.duration_seconds * 1000),
-            transfer=result.stats.transfer,
-            expires_at=int((utcnow() + dt.timedelta(days=settings.run_ttl_days)).timestamp()),
-        )
-    )
+    store.put_run(_run_record(job, run_id, attempt, started_at, finished_at, result, settings))
     if result.status == RunStatus.INCOMPLETE and queue is not None and applied:
         queue.enqueue(continuation.next_job(mirror.id, run_id))
     retry = result.status == RunStatus.FAILED and result.retryable
-    reason = "" if applied else "the lease expired before the run finished; its status was not written"
+    deleted = not applied and store.get(mirror.id) is None
+    if deleted:
+        reason, retry = "the mirror was deleted during the run; no status was written", False
+    elif not applied:
+        reason = "the lease expired before the run finished; its status was not written"
+    else:
+        reason = ""
+    event = None
+    if applied:
+        event = transition(
+            mirror_id=mirror.id,
+            source_url=mirror.source_url,
+            target_url=mirror.url,
+            before=mirror.result,
+            after=result.status,
+            update_status=str(fields["update_status"]),
+            last_error=failure_message(result),
+            run_id=run_id,
+            divergent_refs=result.divergent_refs,
+        )
     return JobOutcome(
         "ran",
         reason,
         result=result,
         retry=retry,
+        retry_after_seconds=retry_delay(settings.retry_base_seconds, attempt),
+        transition=event,
+        lag_seconds=mirror_lag_seconds(job, result, finished),
+        run_id=run_id,
+        update_status=UpdateStatus(str(fields["update_status"])),
+        mirror_deleted=deleted,
+    )
+
+
+def mirror_lag_seconds(job: SyncJob, result: SyncResult, finished: dt.datetime) -> float | None:
+    """From the webhook's arrival (its job's enqueue) to the target updated: webhook runs that pushed."""
+    if job.trigger != Trigger.WEBHOOK or job.dry_run or result.status == RunStatus.FAILED:
+        return None
+    return max(0.0, (finished - parse_iso(job.enqueued_at)).total_seconds())
+
+
+def _run_record(
+    job: SyncJob,
+    run_id: str,
+    attempt: int,
+    started_at: str,
+    finished_at: str,
+    result: SyncResult,
+    settings: WorkerSettings,
+) -> RunRecord:
+    ok = result.status == RunStatus.SUCCESS
+    return RunRecord(
+        mirror_id=job.mirror_id,
+        run_id=run_id,
+        trigger=job.trigger,
+        delivery_id=job.delivery_id,
+        attempt=attempt,
+        started_at=started_at,
+        finished_at=finished_at,
+        update_status=(
+            UpdateStatus.SCHEDULED  # a continuation follows
+            if result.status == RunStatus.INCOMPLETE
+            else UpdateStatus.FINISHED
+            if ok
+            else UpdateStatus.FAILED
+        ),
+        result=result.status,
+        error=failure_message(result),
+        reason_code=result.reason_code,
+        hint=result.hint,
+        dry_run=result.dry_run,
+        divergent_refs=result.divergent_refs,
+        refs=result.refs,
+        bytes_received=result.stats.bytes_received,
+        bytes_sent=result.stats.bytes_sent,
+        bytes_pushed=result.stats.bytes_pushed,
+        remaining_refs=len(result.remaining_refs),
+        duration_ms=int(result.stats.duration_seconds * 1000),
+        transfer=result.stats.transfer,
+        expires_at=int((utcnow() + dt.timedelta(days=settings.run_ttl_days)).timestamp()),
+    )
+
+
+def _dry_run(
+    job: SyncJob,
+    mirror: Mirror,
+    store: MirrorRepository,
+    secrets: SecretSource,
+    settings: WorkerSettings,
+    attempt: int,
+    clock: _RunClock,
+    workdir_parent: str | None,
+) -> JobOutcome:
+    """Plan only: no lease (nothing is pushed, so it may overlap a real run), no status fields, no
+    notification; the run record (`dry_run: true`) holds the plan."""
+    started = utcnow()
+    run_id = new_run_id(started)
+    try:
+        result = _sync(mirror, _Credentials(secrets, settings), settings, clock, workdir_parent, dry_run=True)
+    except Exception as exc:  # noqa: BLE001 - a crash still leaves a record a human can act on
+        result = failed_result(scrub(f"internal error: {type(exc).__name__}: {exc}"))
+    result.dry_run = True  # a configuration failure, found before the engine started, included
+    store.put_run(_run_record(job, run_id, attempt, iso(started), iso(utcnow()), result, settings))
+    return JobOutcome(
+        "ran",
+        "dry run",
+        result=result,
+        retry=result.status == RunStatus.FAILED and result.retryable,
         retry_after_seconds=retry_delay(settings.retry_base_seconds, attempt),
     )
 
@@ -207,6 +356,8 @@ def _sync(
     settings: WorkerSettings,
     clock: _RunClock,
     workdir_parent: str | None,
+    *,
+    dry_run: bool = False,
 ) -> SyncResult:
     try:
         source_creds = creds.named(mirror.source_secret)
@@ -214,7 +365,7 @@ def _sync(
         source = Remote(parse_remote(mirror.source_url), source_creds, policy=settings.policy)
         target = Remote(parse_remote(mirror.url), target_creds, policy=settings.policy)
     except UsageError as exc:
-        return SyncResult(status=RunStatus.FAILED, error=exc.message, error_kind=exc.kind)
+        return failed_result(exc.message, exc.kind)
     max_bytes = continuation.max_push_bytes(mirror)
     result = sync_mirror(
         source,
@@ -222,6 +373,7 @@ def _sync(
         mirror.options,
         remaining_seconds=clock.seconds_left,
         workdir_parent=workdir_parent,
+        dry_run=dry_run,
         max_push_bytes=max_bytes,
         time_limit=continuation.push_time_limit(clock.seconds_left()),
     )
@@ -240,6 +392,7 @@ def _sync(
                 mirror.options,
                 remaining_seconds=clock.seconds_left,
                 workdir_parent=workdir_parent,
+                dry_run=dry_run,
                 max_push_bytes=max_bytes,
                 time_limit=continuation.push_time_limit(clock.seconds_left()),
             )

@@ -28,7 +28,7 @@ class SqsJobQueue:
         try:
             out = self.client.send_message(
                 QueueUrl=self.queue_url,
-                MessageBody=job.message_body(),
+                MessageBody=job.model_dump_json(),
                 MessageGroupId=job.mirror_id,
                 MessageDeduplicationId=deduplication_id(job),
             )

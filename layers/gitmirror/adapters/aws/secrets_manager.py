@@ -11,6 +11,7 @@ from typing import Any
 
 from gitmirror.errors import SecretError
 from gitmirror.mirror.credentials import BasicCredentials
+from gitmirror.mirror.github_app import GitHubAppKey, is_app_secret
 from gitmirror.scrub import register_secret
 
 from . import clients
@@ -49,8 +50,9 @@ class SecretsManagerSource:
         register_secret(str(value))
         return str(value)
 
-    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials:
-        """A `{"username": ..., "token": ...}` secret (a GitHub/GitLab token or CodeCommit HTTPS credentials)."""
+    def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials | GitHubAppKey:
+        """A `{"username": ..., "token": ...}` secret (a GitHub/GitLab token or CodeCommit HTTPS
+        credentials), or a GitHub App's key."""
         return parse_git_credentials(name, self._fetch(name, force=force))
 
     def webhook_secret(self, name: str, *, force: bool = False) -> str:
@@ -58,13 +60,17 @@ class SecretsManagerSource:
         return parse_webhook_secret(name, self._fetch(name, force=force))
 
 
-def parse_git_credentials(name: str, raw: str) -> BasicCredentials:
+def parse_git_credentials(name: str, raw: str) -> BasicCredentials | GitHubAppKey:
+    """A token secret, or a GitHub App's key (`{"app_id", "installation_id", "private_key"}`)."""
     try:
         data: Any = json.loads(raw)
     except ValueError:
         raise SecretError(
-            f'secret {name!r} is not JSON: expected {{"username": ..., "token": ...}}'
+            f'secret {name!r} is not JSON: expected {{"username": ..., "token": ...}} or a GitHub App\'s '
+            '{"app_id": ..., "installation_id": ..., "private_key": ...}'
         ) from None
+    if is_app_secret(data):
+        return GitHubAppKey.from_secret(data, name)
     if not isinstance(data, dict) or not isinstance(data.get("token"), str) or not data["token"]:
         raise SecretError(f'secret {name!r} must be a JSON object with a non-empty "token"')
     token = data["token"]

@@ -45,6 +45,12 @@ class SyncReply(BaseModel):
     reason: str = Field(description='"queued", or why nothing was queued')
 
 
+class DryRunReply(SyncReply):
+    dry_run: bool = Field(
+        default=True, description="a dry run was queued: its run record (`dry_run: true`) will hold the plan"
+    )
+
+
 class ErrorBody(BaseModel):
     error: str
 
@@ -138,7 +144,10 @@ ROUTE_DOCS = {
         404,
         description=(
             'Queues a sync of the mirror (GitLab\'s "Update now"). When a run is already scheduled or started '
-            "nothing is queued and the reply is 200 with `queued: false`."
+            "nothing is queued and the reply is 200 with `queued: false`. With `dry_run=true` a dry run is "
+            "queued instead (always, 202, `dry_run: true`): the worker lists both sides, fetches what the plan "
+            "needs and records the plan in a run record with `dry_run: true`, pushing nothing and leaving the "
+            "mirror's status fields untouched."
         ),
     ),
     "list_runs": _route(
