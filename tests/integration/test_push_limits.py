@@ -219,10 +219,15 @@ def test_usage_errors_touch_nothing(
 ) -> None:
     history(servers.src, 1)
     servers.source.clear_requests()
-    proc = cli("sync", *servers.urls(), "--json", *flags, env=sync_env)
+    proc = cli("sync", *servers.urls(), *flags, env=sync_env)
     assert proc.returncode == 2
     assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
     assert flags[0] in proc.stderr
+    # with --json the usage error is the CLI's error object
+    proc = cli("sync", *servers.urls(), "--json", *flags, env=sync_env)
+    assert proc.returncode == 2
+    answer = json.loads(proc.stdout)
+    assert answer["exit_code"] == 2 and flags[0] in answer["error"]
     assert servers.source.request_count == 0 and servers.target.request_count == 0
 
 
