@@ -13,7 +13,8 @@ from dulwich.repo import Repo
 from gitmirror.errors import ProtocolFailure
 from gitmirror.mirror.ancestry import CommitGraph, commits_in_pack
 from gitmirror.mirror.engine import _delta_commits
-from gitmirror.mirror.transport import FetchedPack, _with_fetch_argument
+from gitmirror.mirror.transport import FetchedPack
+from gitmirror.mirror.transport.http_client import with_fetch_argument
 from tests.support import gitrepo as g
 from tests.support.packs import entry_kinds
 
@@ -117,7 +118,7 @@ def test_ref_delta_pack_onto_non_commits_asks_for_an_index(tmp_path: Path) -> No
 
 def test_fetch_argument_goes_after_the_delimiter() -> None:
     body = pkt_line(b"command=fetch\n") + pkt_line(b"agent=x\n") + b"0001" + pkt_line(b"want abc\n") + b"0000"
-    out = _with_fetch_argument(body, b"ofs-delta\n")
+    out = with_fetch_argument(body, b"ofs-delta\n")
     assert out == (
         pkt_line(b"command=fetch\n")
         + pkt_line(b"agent=x\n")
@@ -127,7 +128,7 @@ def test_fetch_argument_goes_after_the_delimiter() -> None:
         + b"0000"
     )
     ls_refs = pkt_line(b"command=ls-refs\n") + b"0001" + b"0000"
-    assert _with_fetch_argument(ls_refs, b"ofs-delta\n") == ls_refs
+    assert with_fetch_argument(ls_refs, b"ofs-delta\n") == ls_refs
 
 
 def test_a_damaged_pack_is_a_protocol_failure_not_a_crash(tmp_path: Path) -> None:

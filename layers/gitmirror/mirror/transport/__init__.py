@@ -1,0 +1,13 @@
+"""Moving bytes: ref listings, fetches and pushes through dulwich's clients.
+
+`remote` holds the operations (list, fetch, push) on one side of a mirror; `http_client` is dulwich's
+HTTP client subclassed for a mirror service; `fetched_pack` the life of a downloaded pack; `classify`
+turns dulwich/urllib3 failures into `gitmirror.errors`; `stats` counts the bytes.
+"""
+
+from gitmirror.mirror.transport.classify import classify_error
+from gitmirror.mirror.transport.fetched_pack import FetchedPack
+from gitmirror.mirror.transport.remote import PushOutcome, RefListing, Remote
+from gitmirror.mirror.transport.stats import TransferStats
+
+__all__ = ["FetchedPack", "PushOutcome", "RefListing", "Remote", "TransferStats", "classify_error"]

@@ -1,0 +1,186 @@
+"""dulwich's urllib3 smart-HTTP client, subclassed for a mirror service.
+
+Byte counting, no redirects to unchecked hosts, a smart-HTTP check, reuse of the run's first
+advertisement, and the one hand-built protocol request (`common_with`, a protocol-v2 negotiation round
+without `done` that dulwich does not offer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dulwich.client import HTTPUnauthorized, Urllib3HttpGitClient, build_fetch_request_v2
+from dulwich.errors import GitProtocolError, NotGitRepository
+from dulwich.protocol import Protocol, pkt_line
+
+from gitmirror.errors import ProtocolFailure
+from gitmirror.mirror.transport.fetched_pack import FetchedPack
+from gitmirror.mirror.transport.stats import TransferStats
+from gitmirror.scrub import scrub
+
+if TYPE_CHECKING:
+    from gitmirror.mirror.transport.remote import Remote
+
+USER_AGENT = "git/2.39.0 (gitmirror)"
+
+
+@dataclass
+class Discovery:
+    """What a remote's first upload-pack advertisement said, for the later requests of the same run.
+
+    A fetch or a negotiation needs the server's capabilities, not its refs (they were listed already),
+    so they skip the `info/refs` request and protocol v2's `ls-refs` that dulwich would repeat.
+    """
+
+    capabilities: set[bytes]
+    url: str
+    protocol_version: int
+
+
+def with_fetch_argument(body: bytes, argument: bytes) -> bytes:
+    """Add an argument to a protocol-v2 `command=fetch` request (after its delimiter packet)."""
+    if not body.startswith(pkt_line(b"command=fetch\n")):
+        return body
+    pos = 0
+    while pos + 4 <= len(body):
+        length = int(body[pos : pos + 4], 16)
+        if length == 1:  # the delimiter: arguments follow
+            return body[: pos + 4] + pkt_line(argument) + body[pos + 4 :]
+        if length < 4:  # flush or response-end: no arguments section
+            break
+        pos += length
+    return body
+
+
+class MirrorHttpClient(Urllib3HttpGitClient):
+    """dulwich's urllib3 client with byte counting, no redirects and a smart-HTTP check."""
+
+    def __init__(self, base_url: str, stats: TransferStats, owner: Remote, **kwargs: Any) -> None:
+        self._stats = stats
+        self._owner = owner
+        self.raw_pack: FetchedPack | None = None
+        # set for operations that need the capabilities only: reuse the run's first advertisement
+        self.reuse_discovery = False
+        # protocol v2 fetches: ask for offset deltas (dulwich asks only under v0/v1). Smaller packs, and
+        # the delta's commits can be read without indexing; off when the target could not take them.
+        self.ofs_delta = True
+        super().__init__(base_url, **kwargs)
+
+    def common_with(self, path: bytes, wants: list[bytes], haves: list[bytes]) -> set[bytes] | None:
+        """Which `haves` the server has: one protocol-v2 negotiation round without `done`.
+
+        The server answers with its acknowledgments (and, when it is ready, would go on with a pack,
+        which is not read). None when the server does not speak protocol v2.
+        """
+        url = self._get_url(path)
+        _refs, _caps, url, _symrefs, _peeled = self._discover_references(
+            b"git-upload-pack", url, protocol_version=2
+        )
+        if self.protocol_version != 2 or not wants:
+            return None
+        body = b"".join(pkt_line(p) for p in build_fetch_request_v2(None)) + b"0001"
+        body += b"".join(pkt_line(b"want " + w + b"\n") for w in wants)
+        body += b"".join(pkt_line(b"have " + h + b"\n") for h in haves)
+        body += pkt_line(None)  # no "done": negotiation only
+        resp, read = self._smart_request("git-upload-pack", url, body)
+        try:
+            proto = Protocol(read, lambda _data: None)
+            first = proto.read_pkt_line()
+            if first is None or first.rstrip(b"\n") != b"acknowledgments":
+                return None
+            common: set[bytes] = set()
+            while (pkt := proto.read_pkt_line()) is not None:
+                line = pkt.rstrip(b"\n")
+                if line.startswith(b"ACK "):
+                    common.add(line[4:])
+            return common
+        finally:
+            resp.close()
+
+    def _smart_request(self, service: str, url: str, data: bytes | Iterator[bytes] | None) -> Any:
+        if service == "git-upload-pack" and self.ofs_delta and isinstance(data, bytes):
+            data = with_fetch_argument(data, b"ofs-delta\n")
+        if service == "git-receive-pack" and self.raw_pack is not None and data is not None:
+            if isinstance(data, bytes):
+                data = iter([data])
+            data = self._with_raw_pack(data)
+        return super()._smart_request(service, url, data)
+
+    def _with_raw_pack(self, data: Iterator[bytes]) -> Iterator[bytes]:
+        """Pass-through: keep dulwich's ref-update commands, replace the (empty) pack it generated by
+        the source's pack file, byte for byte. dulwich's pack starts with a chunk b"PACK"."""
+        assert self.raw_pack is not None
+        replaced = False
+        for chunk in data:
+            if replaced:
+                continue  # the rest of dulwich's empty pack (count and checksum)
+            if chunk == b"PACK":
+                replaced = True
+                yield from self.raw_pack.chunks()
+                continue
+            yield chunk
+
+    def _discover_references(self, service: bytes, base_url: str, *args: Any, **kwargs: Any) -> Any:
+        known = self._owner.discovery if service == b"git-upload-pack" else None
+        if known is not None and self.reuse_discovery:
+            self.protocol_version = known.protocol_version
+            self.dumb = False
+            return {}, set(known.capabilities), known.url, {}, {}
+        result = super()._discover_references(service, base_url, *args, **kwargs)
+        if service == b"git-upload-pack":
+            self._stats.upload_pack_capabilities = set(result[1])
+            if known is None and not self.dumb:
+                self._owner.discovery = Discovery(set(result[1]), result[2], self.protocol_version)
+        return result
+
+    def _http_request(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        data: bytes | Iterator[bytes] | None = None,
+        raise_for_status: bool = True,
+    ) -> tuple[Any, Callable[[int], bytes]]:
+        stats = self._stats
+        body: bytes | Iterator[bytes] | None = data
+        if isinstance(data, bytes):
+            stats.sent(len(data))
+        elif data is not None:
+            source = data
+
+            def counting() -> Iterator[bytes]:
+                for chunk in source:
+                    stats.sent(len(chunk))
+                    yield chunk
+
+            body = counting()
+        resp, read = super()._http_request(url, headers, body, raise_for_status=False)
+        if 300 <= resp.status < 400:
+            resp.close()
+            location = scrub(resp.headers.get("Location", "?"))
+            raise ProtocolFailure(
+                f"the server redirected to {location}: configure the repository's final URL instead"
+            )
+        if raise_for_status and resp.status != 200:
+            resp.close()
+            if resp.status == 404:
+                raise NotGitRepository(url)
+            if resp.status == 401:
+                raise HTTPUnauthorized(resp.headers.get("WWW-Authenticate"), url)
+            raise GitProtocolError(f"unexpected http resp {resp.status} for {url}")
+        if "/info/refs?service=" in url and resp.status == 200:
+            content_type = resp.headers.get("Content-Type") or ""
+            if not content_type.startswith("application/x-git-"):
+                resp.close()
+                raise ProtocolFailure(
+                    f"{scrub(url.split('/info/refs')[0])} is not a git repository "
+                    f"(the server answered {content_type or 'without a content type'}, not smart HTTP)"
+                )
+
+        def counting_read(n: int) -> bytes:
+            chunk = read(n)
+            stats.received(len(chunk))
+            return chunk
+
+        return resp, counting_read

@@ -1,0 +1,320 @@
+"""The operations on one side of a mirror: list its refs, fetch from it, push to it.
+
+Git protocol work is dulwich's (`get_refs`, `fetch_pack`, `send_pack` with their callbacks). This module
+adds what a mirror service needs around it: explicit credentials per operation, timeouts, the network
+policy, and errors mapped to `gitmirror.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from dulwich.client import GitClient, LocalGitClient, SubprocessGitClient
+from dulwich.errors import SendPackError
+from dulwich.objects import ObjectID
+from dulwich.pack import generate_unpacked_objects
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from gitmirror.errors import ProtocolFailure, RepositoryNotFound
+from gitmirror.mirror.credentials import Anonymous, CredentialProvider
+from gitmirror.mirror.transport.classify import mapped_errors
+from gitmirror.mirror.transport.fetched_pack import FetchedPack
+from gitmirror.mirror.transport.http_client import USER_AGENT, Discovery, MirrorHttpClient
+from gitmirror.mirror.transport.stats import TransferStats
+from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
+from gitmirror.scrub import scrub
+from gitmirror.values import ZERO_SHA
+
+_MAX_REMOTE_MESSAGES = 8192
+
+
+class _OfferHaves:
+    """A graph walker that offers given tips as `have`s without walking history (we hold none of it).
+
+    The source leaves out everything reachable from the tips it recognises. Over stateless HTTP dulwich
+    sends every have and `done` at once, so ACKs carry no information here (see `common_with`).
+    """
+
+    def __init__(self, haves: list[bytes]) -> None:
+        self._haves = iter(haves)
+        self.shallow: set[bytes] = set()
+
+    def __next__(self) -> bytes | None:
+        return next(self._haves, None)
+
+    next = __next__
+
+    def ack(self, sha: bytes) -> None:
+        return None
+
+    def nak(self) -> None:
+        return None
+
+
+@dataclass
+class RefListing:
+    refs: dict[str, str]
+    head: str | None  # full ref name HEAD points to, when advertised
+    symrefs: dict[str, str] = field(default_factory=dict)
+    capabilities: frozenset[bytes] = frozenset()  # receive-pack's, for a listing made `for_push`
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    """Per-ref status of one push: None = applied, else the server's reason."""
+
+    status: dict[str, str | None]
+    remote_messages: str
+
+
+class Remote:
+    """One side of a mirror: a URL, how to authenticate, and dulwich clients built per operation."""
+
+    def __init__(
+        self,
+        url: RemoteURL,
+        credentials: CredentialProvider | None = None,
+        *,
+        connect_timeout: float = 15.0,
+        read_timeout: float = 120.0,
+        policy: NetworkPolicy | None = None,
+    ) -> None:
+        self.url = url
+        self.credentials = credentials or Anonymous()
+        self.stats = TransferStats()
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._policy = policy
+        self._messages = bytearray()
+        self.discovery: Discovery | None = None
+
+    def __repr__(self) -> str:
+        return f"Remote({self.url.url!r})"
+
+    # --- clients -----------------------------------------------------------------------------------
+
+    def _client(self) -> tuple[GitClient, bytes]:
+        if self._policy is not None:
+            self._policy.check_url(self.url)
+        if self.url.is_local:
+            assert self.url.local_path is not None
+            client: GitClient
+            if shutil.which("git-upload-pack") or shutil.which("git"):
+                client = SubprocessGitClient()
+            else:
+                client = LocalGitClient()
+            if not os.path.isdir(self.url.local_path):
+                raise RepositoryNotFound(f"repository not found: {self.url.local_path} does not exist")
+            return client, self.url.local_path.encode()
+        creds = self.credentials.credentials_for(self.url)
+        pool = urllib3.PoolManager(
+            headers={"User-Agent": USER_AGENT},
+            timeout=self._timeout,
+            retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, raise_on_redirect=False),
+        )
+        http = MirrorHttpClient(
+            self.url.url,
+            self.stats,
+            self,
+            pool_manager=pool,
+            username=creds.username if creds else None,
+            password=creds.password if creds else None,
+            dumb=False,
+            thin_packs=False,
+        )
+        return http, self.url.path.encode()
+
+    def _progress(self, data: bytes) -> None:
+        self._messages.extend(data)
+        if len(self._messages) > _MAX_REMOTE_MESSAGES:
+            del self._messages[: len(self._messages) - _MAX_REMOTE_MESSAGES]
+
+    def remote_messages(self) -> str:
+        """The server's recent `remote:` messages (hooks explain rejections there), scrubbed."""
+        text = self._messages.decode("utf-8", "replace").replace("\r", "\n")
+        lines = [line.strip() for line in text.split("\n") if line.strip()]
+        # Drop git's own progress meters; keep what a hook or the server said.
+        lines = [
+            line
+            for line in lines
+            if not re.match(
+                r"^(Counting|Compressing|Writing|Total|Enumerating|Delta|Resolving|Unpacking)\b", line
+            )
+        ]
+        return scrub("\n".join(lines[-20:]))
+
+    # --- operations --------------------------------------------------------------------------------
+
+    def list_refs(self, *, for_push: bool = False) -> RefListing:
+        """The remote's branches and tags (and HEAD). `for_push` reads receive-pack's advertisement, the
+        one request a push makes anyway, instead of upload-pack's (two requests under protocol v2)."""
+        client, path = self._client()
+        with mapped_errors(self):
+            capabilities: set[bytes] = set()
+            if for_push and isinstance(client, MirrorHttpClient):
+                raw, capabilities, _url, raw_symrefs, _peeled = client._discover_references(
+                    b"git-receive-pack", client._get_url(path)
+                )
+            else:
+                result = client.get_refs(path)
+                raw, raw_symrefs = result.refs, result.symrefs
+        refs = {
+            k.decode("utf-8", "surrogateescape"): v.decode("ascii")
+            for k, v in raw.items()
+            if v is not None and v != ZERO_SHA.encode() and (k.startswith(b"refs/") or k == b"HEAD")
+        }
+        symrefs = {
+            k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
+            for k, v in raw_symrefs.items()
+        }
+        head = symrefs.get("HEAD")
+        return RefListing(refs=refs, head=head, symrefs=symrefs, capabilities=frozenset(capabilities))
+
+    def supports_filter(self) -> bool | None:
+        """Whether the source advertised protocol v2 `fetch=... filter` (None before any listing)."""
+        caps = self.stats.upload_pack_capabilities
+        if not caps:
+            return None
+        return any(c.startswith(b"fetch=") and b"filter" in c.split(b"=", 1)[1].split() for c in caps)
+
+    def fetch(self, repo: Repo, wants: set[str], *, filter_spec: bytes | None = None) -> None:
+        """Fetch the objects for `wants` (and everything they reach) into `repo`, indexed and readable."""
+        self.fetch_pack_file(repo, wants, [], filter_spec=filter_spec).index()
+
+    def known_objects(self, wants: list[str], candidates: list[str]) -> set[str] | None:
+        """Which of `candidates` (the target's tips) the source has, or None when it cannot tell."""
+        if not candidates or not wants:
+            return set()
+        client, path = self._client()
+        if not isinstance(client, MirrorHttpClient):
+            return None
+        client.reuse_discovery = True
+        with mapped_errors(self):
+            common = client.common_with(
+                path, [w.encode("ascii") for w in wants[:1]], [c.encode("ascii") for c in candidates]
+            )
+        return None if common is None else {c.decode("ascii") for c in common}
+
+    def fetch_pack_file(
+        self,
+        repo: Repo,
+        wants: set[str],
+        haves: list[str],
+        *,
+        filter_spec: bytes | None = None,
+        ofs_delta: bool = True,
+    ) -> FetchedPack:
+        """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
+
+        The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
+        bounded whatever the repository's size. `ofs_delta=False` when the pack is for a target that did
+        not advertise offset deltas.
+        """
+        fetched = FetchedPack(repo)
+        want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
+
+        def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
+            return want_ids
+
+        walker = _OfferHaves([h.encode("ascii") for h in haves])
+        try:
+            if want_ids:
+                client, path = self._client()
+                if isinstance(client, MirrorHttpClient):
+                    client.reuse_discovery = True
+                    client.ofs_delta = ofs_delta
+                if not ofs_delta:
+                    client._fetch_capabilities.discard(b"ofs-delta")  # protocol v0/v1
+                with mapped_errors(self):
+                    client.fetch_pack(
+                        path,
+                        determine_wants,
+                        walker,  # type: ignore[arg-type]
+                        fetched.file.write,
+                        progress=self._progress,
+                        filter_spec=filter_spec,
+                        # the refs were listed already: have protocol v2's ls-refs send only HEAD
+                        ref_prefix=[b"HEAD"],
+                    )
+            fetched.finish()
+        except BaseException:
+            fetched.discard()
+            raise
+        return fetched
+
+    def push(
+        self,
+        repo: Repo,
+        updates: Mapping[str, tuple[str | None, str | None]],
+        *,
+        fetched: FetchedPack | None = None,
+        send_objects: bool = True,
+    ) -> PushOutcome:
+        """Push ref updates {ref: (expected old, new or None to delete)} with their objects.
+
+        With `fetched` (pass-through) the objects are that pack, sent as it is (or re-packed from the
+        indexed store on local transports), or none at all when `send_objects` is False because an
+        earlier push of this run already delivered them. Without it, the pack is what `repo` has that
+        the target's advertisement says it lacks.
+
+        Like `git push --force-with-lease`: a ref whose current value on the server is not the expected
+        old value is not pushed and is reported as stale, so a concurrent change is never overwritten.
+        """
+        stale: dict[str, str | None] = {}
+        self._messages.clear()
+
+        def update_refs(current: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
+            changes: dict[Ref, ObjectID] = {}
+            for ref, (old, new) in updates.items():
+                key = Ref(ref.encode("utf-8", "surrogateescape"))
+                now = current.get(key)
+                now_str = now.decode("ascii") if now is not None and now != ZERO_SHA.encode() else None
+                if now_str != old:
+                    stale[ref] = "stale info: the ref changed on the target during the sync"
+                    continue
+                changes[key] = ObjectID((new or ZERO_SHA).encode("ascii"))
+            return changes
+
+        client, path = self._client()
+        pack = "walk"
+        if fetched is not None:
+            if not send_objects or fetched.empty:
+                pack = "none"
+            elif isinstance(client, MirrorHttpClient):
+                client.raw_pack = fetched
+                pack = "raw"
+            else:
+                fetched.index()  # local transports: re-pack from the indexed store instead
+                pack = "all"
+
+        def generate_pack_data(have: Any, want: Any, *, ofs_delta: bool = True, progress: Any = None) -> Any:
+            if pack in ("none", "raw"):
+                return 0, iter(())  # "raw": replaced by the fetched pack on the wire
+            if pack == "all":
+                oids = [(ObjectID(o), None) for o in repo.object_store]
+                return len(oids), generate_unpacked_objects(
+                    repo.object_store, oids, ofs_delta=ofs_delta, progress=progress
+                )
+            # Offer only what this store can use as a base; the target's other tips are unknown here.
+            usable = [h for h in have if h in repo.object_store]
+            return repo.object_store.generate_pack_data(usable, want, progress=progress, ofs_delta=ofs_delta)
+
+        with mapped_errors(self):
+            try:
+                result = client.send_pack(path, update_refs, generate_pack_data, progress=self._progress)
+            except SendPackError as exc:
+                raise ProtocolFailure(f"the target refused the pack: {exc}") from None
+        status: dict[str, str | None] = dict(stale)
+        for ref in updates:
+            if ref in stale:
+                continue
+            key = ref.encode("utf-8", "surrogateescape")
+            reason = (result.ref_status or {}).get(key)
+            status[ref] = scrub(reason) if reason else None
+        return PushOutcome(status=status, remote_messages=self.remote_messages())
