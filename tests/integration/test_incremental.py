@@ -200,7 +200,8 @@ def test_request_budget_of_an_incremental_sync_and_of_a_noop(tmp_path: Path) -> 
         assert [r.method for r in source.requests].count("GET") == 1
         assert 2 <= len(source.rpc_requests("git-upload-pack")) <= 3
         assert [(r.method, r.service) for r in target.requests] == [
-            ("GET", "git-receive-pack"),
+            ("GET", "git-upload-pack"),
+            ("POST", "git-upload-pack"),
             ("GET", "git-receive-pack"),
             ("POST", "git-receive-pack"),
         ]
@@ -212,7 +213,10 @@ def test_request_budget_of_an_incremental_sync_and_of_a_noop(tmp_path: Path) -> 
             ("GET", "git-upload-pack"),
             ("POST", "git-upload-pack"),
         ]
-        assert [(r.method, r.service) for r in target.requests] == [("GET", "git-receive-pack")]
+        assert [(r.method, r.service) for r in target.requests] == [
+            ("GET", "git-upload-pack"),
+            ("POST", "git-upload-pack"),
+        ]
     finally:
         source.stop()
         target.stop()

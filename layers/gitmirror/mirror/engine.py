@@ -78,9 +78,6 @@ class _Run:
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
-        # the fetched pack goes to the target as it is: offset deltas only if its receive-pack said so
-        # (capabilities are unknown for local targets, which are sent a re-pack instead)
-        self.target_accepts_ofs_delta = True
 
     def report(self, phase: str, pushes_left: int = 0) -> None:
         if self._progress is not None:
@@ -181,13 +178,12 @@ def sync_mirror(
         try:
             run.report("listing")
             # Both sides' refs at once: the two advertisements are independent round trips.
-            target_listing = run.background.submit(target.list_refs, for_push=True)
+            target_listing = run.background.submit(target.list_refs)
             try:
                 src = source.list_refs()
             finally:
                 futures.wait([target_listing])  # a source failure is reported first, as when listing in turn
             dst = target_listing.result()
-            run.target_accepts_ofs_delta = not dst.capabilities or b"ofs-delta" in dst.capabilities
             source_refs = scoped_refs(src.refs, options)
             target_refs = scoped_refs(dst.refs, options)
             default_branch = src.head if src.head in src.refs else None
@@ -319,9 +315,7 @@ def _transfer(
                     else None
                 )
                 try:
-                    fetched = run.source.fetch_pack_file(
-                        store, wants, haves, ofs_delta=run.target_accepts_ofs_delta
-                    )
+                    fetched = run.source.fetch_pack_file(store, wants, haves)
                 finally:
                     if negotiation is not None:
                         futures.wait([negotiation])

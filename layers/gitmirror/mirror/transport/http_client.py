@@ -63,9 +63,6 @@ class MirrorHttpClient(Urllib3HttpGitClient):
         self.raw_pack: FetchedPack | None = None
         # set for operations that need the capabilities only: reuse the run's first advertisement
         self.reuse_discovery = False
-        # protocol v2 fetches: ask for offset deltas (dulwich asks only under v0/v1). Smaller packs, and
-        # the delta's commits can be read without indexing; off when the target could not take them.
-        self.ofs_delta = True
         super().__init__(base_url, **kwargs)
 
     def common_with(self, path: bytes, wants: list[bytes], haves: list[bytes]) -> set[bytes] | None:
@@ -100,7 +97,8 @@ class MirrorHttpClient(Urllib3HttpGitClient):
             resp.close()
 
     def _smart_request(self, service: str, url: str, data: bytes | Iterator[bytes] | None) -> Any:
-        if service == "git-upload-pack" and self.ofs_delta and isinstance(data, bytes):
+        # protocol v2 fetches: ask for offset deltas (dulwich asks only under v0/v1)
+        if service == "git-upload-pack" and isinstance(data, bytes):
             data = with_fetch_argument(data, b"ofs-delta\n")
         if service == "git-receive-pack" and self.raw_pack is not None and data is not None:
             if isinstance(data, bytes):

@@ -33,6 +33,12 @@ from gitmirror.scrub import scrub
 from gitmirror.values import ZERO_SHA
 
 _MAX_REMOTE_MESSAGES = 8192
+# What a mirror reads of a listing: HEAD (the default branch), branches and tags.
+LISTED_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
+
+
+def _ref_name(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class _OfferHaves:
@@ -62,8 +68,8 @@ class _OfferHaves:
 class RefListing:
     refs: dict[str, str]
     head: str | None  # full ref name HEAD points to, when advertised
-    symrefs: dict[str, str] = field(default_factory=dict)
-    capabilities: frozenset[bytes] = frozenset()  # receive-pack's, for a listing made `for_push`
+    symrefs: dict[str, str] = field(default_factory=dict)  # symbolic ref -> its target (not in `refs`)
+    peeled: dict[str, str] = field(default_factory=dict)  # annotated tag ref -> the object it peels to
 
 
 @dataclass(frozen=True)
@@ -151,30 +157,31 @@ class Remote:
 
     # --- operations --------------------------------------------------------------------------------
 
-    def list_refs(self, *, for_push: bool = False) -> RefListing:
-        """The remote's branches and tags (and HEAD). `for_push` reads receive-pack's advertisement, the
-        one request a push makes anyway, instead of upload-pack's (two requests under protocol v2)."""
+    def list_refs(self) -> RefListing:
+        """The remote's branches and tags (and HEAD), as `git ls-remote --symref` lists them: upload-pack's
+        protocol-v2 `ls-refs` with `symrefs` and `peel`. Symbolic refs are left out of `refs` (they are
+        never mirrored; pushing to one writes its referent) and reported in `symrefs`. Under protocol v0
+        only HEAD's target is advertised, so a symbolic branch or tag there looks like a real one."""
         client, path = self._client()
         with mapped_errors(self):
-            capabilities: set[bytes] = set()
-            if for_push and isinstance(client, MirrorHttpClient):
-                raw, capabilities, _url, raw_symrefs, _peeled = client._discover_references(
-                    b"git-receive-pack", client._get_url(path)
+            if isinstance(client, MirrorHttpClient):
+                raw, _caps, _url, raw_symrefs, raw_peeled = client._discover_references(
+                    b"git-upload-pack", client._get_url(path), ref_prefix=LISTED_PREFIXES
                 )
             else:
-                result = client.get_refs(path)
-                raw, raw_symrefs = result.refs, result.symrefs
+                # read from the repository itself: dulwich's `git upload-pack` subprocess speaks v0 only
+                result = LocalGitClient().get_refs(path)
+                raw, raw_symrefs, raw_peeled = result.refs, result.symrefs, {}
+        symrefs = {_ref_name(k): _ref_name(v) for k, v in raw_symrefs.items()}
         refs = {
-            k.decode("utf-8", "surrogateescape"): v.decode("ascii")
+            name: v.decode("ascii")
             for k, v in raw.items()
-            if v is not None and v != ZERO_SHA.encode() and (k.startswith(b"refs/") or k == b"HEAD")
+            if v is not None
+            and v != ZERO_SHA.encode()
+            and ((name := _ref_name(k)) == "HEAD" or (name.startswith("refs/") and name not in symrefs))
         }
-        symrefs = {
-            k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
-            for k, v in raw_symrefs.items()
-        }
-        head = symrefs.get("HEAD")
-        return RefListing(refs=refs, head=head, symrefs=symrefs, capabilities=frozenset(capabilities))
+        peeled = {_ref_name(k): v.decode("ascii") for k, v in raw_peeled.items() if _ref_name(k) in refs}
+        return RefListing(refs=refs, head=symrefs.get("HEAD"), symrefs=symrefs, peeled=peeled)
 
     def supports_filter(self) -> bool | None:
         """Whether the source advertised protocol v2 `fetch=... filter` (None before any listing)."""
@@ -208,13 +215,12 @@ class Remote:
         haves: list[str],
         *,
         filter_spec: bytes | None = None,
-        ofs_delta: bool = True,
     ) -> FetchedPack:
         """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
 
         The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
-        bounded whatever the repository's size. `ofs_delta=False` when the pack is for a target that did
-        not advertise offset deltas.
+        bounded whatever the repository's size. Offset deltas are asked for: smaller packs, and the
+        delta's commits can be read without indexing (a target without them gets a re-pack, see `push`).
         """
         fetched = FetchedPack(repo)
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
@@ -228,9 +234,6 @@ class Remote:
                 client, path = self._client()
                 if isinstance(client, MirrorHttpClient):
                     client.reuse_discovery = True
-                    client.ofs_delta = ofs_delta
-                if not ofs_delta:
-                    client._fetch_capabilities.discard(b"ofs-delta")  # protocol v0/v1
                 with mapped_errors(self):
                     client.fetch_pack(
                         path,
@@ -294,6 +297,13 @@ class Remote:
                 pack = "all"
 
         def generate_pack_data(have: Any, want: Any, *, ofs_delta: bool = True, progress: Any = None) -> Any:
+            nonlocal pack
+            if pack == "raw" and not ofs_delta and isinstance(client, MirrorHttpClient):
+                # a receive-pack that did not advertise offset deltas: re-pack them as ref deltas
+                assert fetched is not None
+                client.raw_pack = None
+                fetched.index()
+                pack = "all"
             if pack in ("none", "raw"):
                 return 0, iter(())  # "raw": replaced by the fetched pack on the wire
             if pack == "all":
