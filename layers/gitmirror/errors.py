@@ -3,11 +3,16 @@
 `kind` names the class of failure for records and logs; `retryable` says whether trying again later can
 help. The HTTP API maps these to answers in one place (`gitmirror.manage.api.errors`), the CLI to exit
 codes in one place (`gitmirror_cli.exits`).
+
+Messages are one line: no control characters or terminal escapes, at most `MESSAGE_LIMIT`
+characters (a status field and a terminal line, not a dump of what a server sent).
 """
 
 from __future__ import annotations
 
-from .scrub import scrub
+from .scrub import one_line, scrub
+
+MESSAGE_LIMIT = 1000
 
 
 class MirrorError(Exception):
@@ -17,7 +22,8 @@ class MirrorError(Exception):
     kind = "error"
 
     def __init__(self, message: str) -> None:
-        super().__init__(scrub(message))
+        # made one line before scrubbing, so an escape sequence inside a secret cannot hide it
+        super().__init__(scrub(one_line(message, MESSAGE_LIMIT)))
 
     @property
     def message(self) -> str:

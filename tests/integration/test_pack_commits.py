@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from dulwich.pack import OFS_DELTA, REF_DELTA
 from dulwich.protocol import pkt_line
 from dulwich.repo import Repo
 
-from gitmirror.errors import ProtocolFailure
+from gitmirror.errors import ProtocolFailure, TransientError
 from gitmirror.mirror.ancestry import CommitGraph, commits_in_pack
 from gitmirror.mirror.engine import _delta_commits
 from gitmirror.mirror.transport import FetchedPack
@@ -135,14 +136,39 @@ def test_a_damaged_pack_is_a_protocol_failure_not_a_crash(tmp_path: Path) -> Non
     repo = tmp_path / "r.git"
     history(repo)
     good = pack(repo, tmp_path / "p.pack", ofs=True).read_bytes()
-    damaged = good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:]
+    damaged = good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:-20]
+    resealed = damaged + hashlib.sha1(damaged).digest()  # a checksum that matches the damage
+    store = Repo.init_bare(str(tmp_path / "scratch.git"), mkdir=True)
+    try:
+        for data, truncated in ((damaged + good[-20:], True), (good[:-100], True), (resealed, False)):
+            fetched = FetchedPack(store)
+            try:
+                for start in range(0, len(data), 7):  # in pieces smaller than the trailer, too
+                    fetched.write(data[start : start + 7])
+                if truncated:
+                    with pytest.raises(TransientError, match="truncated or damaged pack"):
+                        fetched.finish()
+                    continue
+                fetched.finish()
+                with pytest.raises(ProtocolFailure, match="cannot be read"):
+                    _delta_commits(fetched)
+            finally:
+                fetched.discard()
+    finally:
+        store.close()
+
+
+def test_a_whole_pack_written_in_pieces_passes_the_checksum(tmp_path: Path) -> None:
+    repo = tmp_path / "r.git"
+    history(repo)
+    good = pack(repo, tmp_path / "p.pack", ofs=True).read_bytes()
     store = Repo.init_bare(str(tmp_path / "scratch.git"), mkdir=True)
     fetched = FetchedPack(store)
     try:
-        fetched.file.write(damaged)
+        for piece in (good[:5], good[5:-3], good[-3:]):
+            fetched.write(piece)
         fetched.finish()
-        with pytest.raises(ProtocolFailure, match="cannot be read"):
-            _delta_commits(fetched)
+        assert fetched.size == len(good)
     finally:
         fetched.discard()
         store.close()

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from gitmirror.errors import UsageError
+from gitmirror.errors import MESSAGE_LIMIT, ProtocolFailure, UsageError
 from gitmirror.mirror.urls import PERMISSIVE, NetworkPolicy, parse_remote
-from gitmirror.scrub import register_secret, scrub
+from gitmirror.scrub import REMOTE_TEXT_LIMIT, one_line, register_secret, scrub
 
 
 @pytest.mark.parametrize(
@@ -82,3 +84,41 @@ def test_permissive_policy_allows_loopback_and_http() -> None:
         NetworkPolicy(allow_insecure_http=True, allow_loopback=True).check_url(
             parse_remote("http://169.254.169.254/")
         )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 1_000_000,  # the old userinfo pattern retried a scheme from every letter: quadratic
+        "a1+" * 330_000,
+        "x://" * 250_000,
+        ("https://" + "u" * 100) * 10_000,
+        "authorization" * 75_000,
+    ],
+    ids=["letters", "scheme-characters", "many-schemes", "schemes-without-at", "header-names"],
+)
+def test_scrubbing_is_linear_in_the_text_length(text: str) -> None:
+    # A complexity guard, not a speed target: a quadratic pattern takes hours on a megabyte.
+    started = time.process_time()
+    assert scrub(text) == text
+    assert time.process_time() - started < 5.0
+
+
+def test_scrub_still_removes_userinfo_everywhere() -> None:
+    text = "fatal: https://user:tok3n@host/x, git+https://a@b/c and 1http://p@h/ (x://y@z/)"
+    assert scrub(text) == "fatal: https://***@host/x, git+https://***@b/c and 1http://***@h/ (x://***@z/)"
+
+
+def test_one_line_removes_escapes_and_control_characters_and_caps() -> None:
+    text = "\x1b[31mred\x1b[0m\r\nnext\x07 line\x1b]0;window title\x07 \x9b\x00 end" + "x" * 1000
+    out = one_line(text, 60)
+    assert out.startswith("red next line endxxx") and out.endswith("...") and len(out) == 60
+    assert one_line("  short\ttext\n") == "short text"
+    assert len(one_line("y" * 100_000)) == REMOTE_TEXT_LIMIT
+
+
+def test_error_messages_are_one_scrubbed_line() -> None:
+    register_secret("tok-sec-1234")
+    error = ProtocolFailure("remote said:\n\x1b[2J tok-\x1b[0msec-1234 " + "z" * 5000)
+    assert error.message.startswith("remote said: *** zzz") and len(error.message) <= MESSAGE_LIMIT
+    assert "\n" not in error.message and "\x1b" not in error.message

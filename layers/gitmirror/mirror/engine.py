@@ -29,7 +29,7 @@ from gitmirror.mirror.planner import (
 )
 from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
     MirrorOptions,
@@ -134,7 +134,7 @@ class _Run:
                     action=Action.REJECTED,
                     old=decision.old,
                     new=decision.new,
-                    error=scrub(reason)[:_MAX_REASON],
+                    error=scrub(one_line(reason, _MAX_REASON)),
                     reason_code=rejection.code.value,
                     hint=rejection.hint,
                 )

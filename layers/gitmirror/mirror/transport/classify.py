@@ -10,7 +10,7 @@ from dulwich.client import HTTPUnauthorized
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
 from gitmirror.errors import AuthError, MirrorError, ProtocolFailure, RepositoryNotFound, TransientError
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
 
 if TYPE_CHECKING:
     from gitmirror.mirror.transport.remote import Remote
@@ -58,12 +58,12 @@ def classify_error(exc: Exception, where: str) -> MirrorError:
             if code in (408, 429) or code >= 500:
                 return TransientError(f"{where} answered HTTP {code}; will retry")
             return ProtocolFailure(f"{where} answered HTTP {code}")
-        return ProtocolFailure(f"git protocol error with {where}: {exc}")
+        return ProtocolFailure(f"git protocol error with {where}: {one_line(exc)}")
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return _network_error(exc, where)
     if isinstance(exc, AssertionError | ValueError | KeyError | IndexError):
-        return ProtocolFailure(f"unexpected response from {where}: {type(exc).__name__}: {exc}")
-    return TransientError(f"{type(exc).__name__} talking to {where}: {exc}")
+        return ProtocolFailure(f"unexpected response from {where}: {type(exc).__name__}: {one_line(exc)}")
+    return TransientError(f"{type(exc).__name__} talking to {where}: {one_line(exc)}")
 
 
 def _network_error(exc: BaseException, where: str) -> TransientError:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 
 from dulwich.repo import Repo
 
-from gitmirror.errors import ProtocolFailure
+from gitmirror.errors import ProtocolFailure, TransientError
+
+_TRAILER = 20  # a SHA-1 pack ends with the SHA-1 of everything before it
 
 _RAW_CHUNK = 1024 * 1024
 
@@ -25,11 +28,30 @@ class FetchedPack:
         self.indexed = False
         self.size = 0
         self._indexed_path: str | None = None
+        self._checksum = hashlib.sha1(usedforsecurity=False)
+        self._tail = b""  # the last bytes written: the trailer, once the download is complete
+
+    def write(self, data: bytes) -> None:
+        """Append downloaded bytes, hashing them on the way (a pass-through pack is never indexed, so
+        this is what tells a complete pack from a truncated one)."""
+        self.file.write(data)
+        joined = self._tail + data
+        self._checksum.update(joined[:-_TRAILER])
+        self._tail = joined[-_TRAILER:]
 
     def finish(self) -> None:
-        """Called once the download is complete."""
+        """Called once the download is complete: the pack must be whole, or nothing is pushed."""
         self.file.flush()
         self.size = self.file.tell()
+        if self.size == 0:
+            return
+        header = os.pread(self.file.fileno(), 12, 0)
+        if not header.startswith(b"PACK") or header[4:8] not in (b"\0\0\0\2", b"\0\0\0\3"):
+            raise ProtocolFailure("the source sent something that is not a git pack")
+        if self.size < 12 + _TRAILER or self._checksum.digest() != self._tail:
+            raise TransientError(
+                f"the source sent a truncated or damaged pack ({self.size:,} bytes, checksum mismatch)"
+            )
 
     @property
     def empty(self) -> bool:

@@ -22,14 +22,14 @@ from dulwich.pack import generate_unpacked_objects
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from gitmirror.errors import ProtocolFailure, RepositoryNotFound
+from gitmirror.errors import ProtocolFailure, RepositoryNotFound, UsageError
 from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
 from gitmirror.mirror.transport.http_client import USER_AGENT, Discovery, MirrorHttpClient
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
 from gitmirror.values import ZERO_SHA
 
 _MAX_REMOTE_MESSAGES = 8192
@@ -37,8 +37,34 @@ _MAX_REMOTE_MESSAGES = 8192
 LISTED_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
 
 
+# A listing longer than this is refused (the answer would not fit the worker's memory budget).
+MAX_REFS = 500_000
+_OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
 def _ref_name(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _object_id(raw: bytes, ref: bytes, where: str) -> str:
+    if _OBJECT_ID.fullmatch(raw) is None:
+        raise ProtocolFailure(
+            f"{where} advertised an invalid object id for {one_line(_ref_name(ref), 200)!r}: "
+            f"{one_line(raw.decode('ascii', 'backslashreplace'), 80)!r} is not a hexadecimal SHA"
+        )
+    return raw.decode("ascii")
+
+
+def check_host(url: RemoteURL) -> None:
+    """A host name IDNA rejects (`a..b`, a label over 63 characters) is an error before any connection."""
+    if url.is_local:
+        return
+    try:
+        url.host.encode("idna")
+    except UnicodeError as exc:
+        raise UsageError(
+            f"{url.url} has an invalid host name ({one_line(exc, 120)}): check the URL"
+        ) from None
 
 
 class _OfferHaves:
@@ -106,6 +132,7 @@ class Remote:
     # --- clients -----------------------------------------------------------------------------------
 
     def _client(self) -> tuple[GitClient, bytes]:
+        check_host(self.url)
         if self._policy is not None:
             self._policy.check_url(self.url)
         if self.url.is_local:
@@ -144,7 +171,7 @@ class Remote:
     def remote_messages(self) -> str:
         """The server's recent `remote:` messages (hooks explain rejections there), scrubbed."""
         text = self._messages.decode("utf-8", "replace").replace("\r", "\n")
-        lines = [line.strip() for line in text.split("\n") if line.strip()]
+        lines = [one_line(line) for line in text.split("\n") if line.strip()]
         # Drop git's own progress meters; keep what a hook or the server said.
         lines = [
             line
@@ -172,15 +199,20 @@ class Remote:
                 # read from the repository itself: dulwich's `git upload-pack` subprocess speaks v0 only
                 result = LocalGitClient().get_refs(path)
                 raw, raw_symrefs, raw_peeled = result.refs, result.symrefs, {}
+        where = scrub(self.url.url)
+        if len(raw) > MAX_REFS:
+            raise ProtocolFailure(f"{where} advertised {len(raw):,} refs; at most {MAX_REFS:,} are supported")
         symrefs = {_ref_name(k): _ref_name(v) for k, v in raw_symrefs.items()}
         refs = {
-            name: v.decode("ascii")
+            name: _object_id(v, k, where)
             for k, v in raw.items()
             if v is not None
             and v != ZERO_SHA.encode()
             and ((name := _ref_name(k)) == "HEAD" or (name.startswith("refs/") and name not in symrefs))
         }
-        peeled = {_ref_name(k): v.decode("ascii") for k, v in raw_peeled.items() if _ref_name(k) in refs}
+        peeled = {
+            _ref_name(k): _object_id(v, k, where) for k, v in raw_peeled.items() if _ref_name(k) in refs
+        }
         return RefListing(refs=refs, head=symrefs.get("HEAD"), symrefs=symrefs, peeled=peeled)
 
     def supports_filter(self) -> bool | None:
@@ -239,7 +271,7 @@ class Remote:
                         path,
                         determine_wants,
                         walker,  # type: ignore[arg-type]
-                        fetched.file.write,
+                        fetched.write,
                         progress=self._progress,
                         filter_spec=filter_spec,
                         # the refs were listed already: have protocol v2's ls-refs send only HEAD
