@@ -6,12 +6,13 @@ and turns what happened into a `SyncResult`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch
@@ -29,6 +30,7 @@ from gitmirror.mirror.planner import (
 )
 from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
+from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
@@ -164,9 +166,15 @@ def sync_mirror(
     started = time.monotonic()
     if mode not in ("incremental", "full"):
         raise ValueError(f"unknown transfer mode {mode!r}")
+    # every network read of the run ends by the time the caller gave it (a dripping server included)
+    deadline = Deadline(remaining_seconds()) if remaining_seconds is not None else None
+    source.deadline = target.deadline = deadline
     # one thread for the network waits that overlap (the target's listing, the negotiation round);
     # joined when the run ends
-    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background:
+    with (
+        _cancelled(deadline),
+        futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background,
+    ):
         run = _Run(
             source, target, options, batch_size, remaining_seconds, mode, background, dry_run, progress
         )
@@ -234,6 +242,15 @@ def failed_result(message: str, kind: str | None = None) -> SyncResult:
         reason_code=rejection.code.value,
         hint=rejection.hint,
     )
+
+
+@contextlib.contextmanager
+def _cancelled(deadline: Deadline | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if deadline is not None:
+            deadline.cancel()
 
 
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:

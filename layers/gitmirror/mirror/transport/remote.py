@@ -25,6 +25,7 @@ from dulwich.repo import Repo
 from gitmirror.errors import ProtocolFailure, RepositoryNotFound, UsageError
 from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
+from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
 from gitmirror.mirror.transport.http_client import USER_AGENT, Discovery, MirrorHttpClient
 from gitmirror.mirror.transport.stats import TransferStats
@@ -125,6 +126,7 @@ class Remote:
         self._policy = policy
         self._messages = bytearray()
         self.discovery: Discovery | None = None
+        self.deadline: Deadline | None = None  # the run's, set by the engine for the run's duration
 
     def __repr__(self) -> str:
         return f"Remote({self.url.url!r})"
@@ -145,12 +147,22 @@ class Remote:
             if not os.path.isdir(self.url.local_path):
                 raise RepositoryNotFound(f"repository not found: {self.url.local_path} does not exist")
             return client, self.url.local_path.encode()
+        timeout = self._timeout
+        if self.deadline is not None:
+            self.deadline.check(scrub(self.url.url))
+            left = max(0.1, self.deadline.remaining())
+            timeout = urllib3.Timeout(
+                connect=min(left, self._timeout.connect_timeout or left),
+                read=min(left, self._timeout.read_timeout or left),
+            )
         creds = self.credentials.credentials_for(self.url)
         pool = urllib3.PoolManager(
             headers={"User-Agent": USER_AGENT},
-            timeout=self._timeout,
+            timeout=timeout,
             retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, raise_on_redirect=False),
         )
+        if self.deadline is not None:
+            pool.pool_classes_by_scheme = self.deadline.pool_classes()
         http = MirrorHttpClient(
             self.url.url,
             self.stats,
@@ -277,7 +289,9 @@ class Remote:
                         # the refs were listed already: have protocol v2's ls-refs send only HEAD
                         ref_prefix=[b"HEAD"],
                     )
-            fetched.finish()
+                    fetched.finish()
+            else:
+                fetched.finish()
         except BaseException:
             fetched.discard()
             raise
