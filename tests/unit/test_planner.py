@@ -49,6 +49,9 @@ class DagOracle:
                 todo.extend(self.parents[cur])
         return False
 
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.is_ancestor(ancestor, descendant) is True
+
 
 ORACLE = DagOracle(PARENTS, TAGS)
 KEEP = MirrorOptions(keep_divergent_refs=True)
@@ -254,3 +257,29 @@ def test_batches_put_conflicting_deletions_first_and_skip_divergent() -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError):
         batch_ref_updates([], None, batch_size=0)
+
+
+class DeltaOnly(DagOracle):
+    """An oracle whose full answer would cost a fetch: the planner must not ask it only to label."""
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        raise AssertionError(f"asked to fetch for {ancestor} -> {descendant}")
+
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return DagOracle.is_ancestor(self, ancestor, descendant) is True
+
+
+def test_without_keep_divergent_refs_updates_are_labelled_from_what_is_at_hand() -> None:
+    oracle = DeltaOnly(PARENTS, TAGS)
+    decisions = plan_ref_updates(
+        {MAIN: sha("c"), "refs/heads/side": sha("x"), "refs/tags/v": sha("t3")},
+        {MAIN: sha("a"), "refs/heads/side": sha("c"), "refs/tags/v": sha("t1")},
+        MAIN,
+        oracle,
+        FORCE,
+    )
+    assert {d.ref: d.action for d in decisions} == {
+        MAIN: Action.UPDATE,
+        "refs/heads/side": Action.FORCE_UPDATE,
+        "refs/tags/v": Action.UPDATE,
+    }

@@ -168,6 +168,9 @@ class CommitGraph:
                     todo.append(parent)
         return None if reached_edge and not self.complete else False
 
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.is_ancestor(ancestor, descendant) is True
+
 
 class LayeredOracle:
     """Ask the partial graph first; load the whole commit graph only when it cannot answer.
@@ -209,3 +212,9 @@ class LayeredOracle:
         if self.complete is None:
             self.complete = self._load()
         return self.complete.is_ancestor(ancestor, descendant)
+
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """From the delta alone: a fast-forward's new commits are in it, down to the old tip."""
+        if self.partial is None:
+            self.partial = self._load_partial()
+        return self.partial.is_ancestor(ancestor, descendant) is True

@@ -267,11 +267,16 @@ def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
 
 
-def _tips_to_place(source: dict[str, str], target: dict[str, str]) -> bool:
-    """Whether the planner may ask about a target tip that is not also a source tip (updated or
-    target-only refs; both maps in scope); a target tip equal to a source tip is known to the source."""
+def _tips_to_place(source: dict[str, str], target: dict[str, str], keep_divergent_refs: bool) -> bool:
+    """Whether the planner may ask about a target tip that is not also a source tip (both maps in
+    scope): the old tips of updated refs with keep-divergent-refs on, else those of target-only refs
+    (the deletion rule). A target tip equal to a source tip is known to the source."""
     tips = set(source.values())
-    return any(source.get(ref) != sha and sha not in tips for ref, sha in target.items())
+    return any(
+        sha not in tips and (ref in source if keep_divergent_refs else ref not in source)
+        for ref, sha in target.items()
+        if source.get(ref) != sha
+    )
 
 
 def _haves(target_refs: dict[str, str], source_refs: dict[str, str], default_branch: str | None) -> list[str]:
@@ -328,7 +333,9 @@ def _transfer(
                 # while the pack downloads, so the answer is there if the planner needs it.
                 negotiation = (
                     run.background.submit(ask_source)
-                    if _tips_to_place(in_scope, scoped_refs(target_refs, run.options))
+                    if _tips_to_place(
+                        in_scope, scoped_refs(target_refs, run.options), run.options.keep_divergent_refs
+                    )
                     else None
                 )
                 try:
