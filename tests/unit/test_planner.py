@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from dulwich.refs import Ref, check_ref_format
 
 from gitmirror.mirror.planner import (
     batch_ref_updates,
@@ -283,3 +286,42 @@ def test_without_keep_divergent_refs_updates_are_labelled_from_what_is_at_hand()
         "refs/heads/side": Action.FORCE_UPDATE,
         "refs/tags/v": Action.UPDATE,
     }
+
+
+def test_ref_name_check_agrees_with_git_check_ref_format_rules() -> None:
+    names = [
+        "refs/heads/main",
+        "refs/heads/a/b",
+        "refs/tags/v1.0",
+        "refs/heads/.hidden",
+        "refs/heads/a..b",
+        "refs/heads/a.lock",
+        "refs/heads/a.lock/b",
+        "refs/heads/x.locked",
+        "refs/heads/a/",
+        "refs/heads/a.",
+        "refs/heads//a",
+        "refs/heads/a@{1}",
+        "refs/heads/@",
+        "refs/heads/a b",
+        "refs/heads/a~1",
+        "refs/heads/a^",
+        "refs/heads/a:b",
+        "refs/heads/a?",
+        "refs/heads/a*",
+        "refs/heads/a[",
+        "refs/heads/a\\\\b",
+        "refs/heads/\\x7f",
+        "refs/heads/tab\\there",
+        "refs/tags/v1^{}",
+        "refs/heads/ünïcode",
+        "refs/heads/a/.b",
+    ]
+    rng = random.Random(13)
+    alphabet = "ab./@{}~^:?*[\\\\ \\x01\\x7fé-_lock"
+    names += [
+        "refs/heads/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)
+    ]
+    for name in names:
+        expected = check_ref_format(Ref(name.encode("utf-8", "surrogateescape")))
+        assert is_mirrorable_ref(name) is expected, name

@@ -254,17 +254,16 @@ def _cancelled(deadline: Deadline | None) -> Iterator[None]:
 
 
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
-    """The delta's commits for the partial graph: scanned from the pack file, indexed if need be."""
+    """The delta's commits for the partial graph, scanned from the pack file (never indexed for this:
+    indexing holds each object whole in memory, a large blob included)."""
     if fetched.empty:
         return {}
     try:
-        if not fetched.indexed:
-            found = commits_in_pack(fetched.file)
-            if found is not None:
-                return found
-        return fetched.index().object_store
+        if fetched.indexed:
+            return fetched.repo.object_store
+        return commits_in_pack(fetched.file)
     except (OSError, ValueError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
-        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {one_line(exc, 120)}") from None
 
 
 def _tips_to_place(source: dict[str, str], target: dict[str, str], keep_divergent_refs: bool) -> bool:

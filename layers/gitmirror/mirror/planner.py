@@ -21,8 +21,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from dulwich.refs import Ref, check_ref_format
-
 from gitmirror.values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
 
 # CodeCommit accepts at most 4,000 ref updates per push; GitHub documents no limit but large pushes
@@ -39,13 +37,17 @@ class AncestryOracle(Protocol):
         """True when what is already at hand (the delta) proves it; never fetches anything."""
 
 
+# git-check-ref-format's rules (as dulwich's check_ref_format implements them) in one pattern: a
+# control character, space, ~ ^ : ? * [ or \, "..", "@{", an empty component, a component starting
+# with "." or ending in ".lock", or a trailing "/" or ".". One scan per name: listings hold 500,000.
+_BAD_REF_NAME = re.compile(r"[\x00-\x1f\x7f ~^:?*\[\\]|\.\.|@\{|//|(?:^|/)\.|\.lock(?:/|$)|[/.]$|^/")
+
+
 def is_mirrorable_ref(name: str) -> bool:
     """Branches and tags with well-formed names; never HEAD, peeled entries or other namespaces."""
     if not (name.startswith(BRANCH_PREFIX) or name.startswith(TAG_PREFIX)):
         return False
-    if name.endswith("^{}"):
-        return False
-    return check_ref_format(Ref(name.encode("utf-8", "surrogateescape")))
+    return _BAD_REF_NAME.search(name) is None
 
 
 def compile_branch_matcher(options: MirrorOptions) -> re.Pattern[str] | None:

@@ -24,6 +24,54 @@ if TYPE_CHECKING:
     from gitmirror.mirror.transport.remote import Remote
 
 USER_AGENT = "git/2.39.0 (gitmirror)"
+# Caps on one ref listing (an `info/refs` advertisement or an `ls-refs` answer), enforced while it is
+# read so that a flood is refused before it is parsed whole.
+MAX_LISTING_BYTES = 64 * 1024 * 1024
+MAX_REFS = 500_000
+_READ_BLOCK = 64 * 1024
+
+
+class ListingGuard:
+    """Counts a listing's bytes and pkt-lines as they arrive (pkt-lines are at most 65,535 bytes by
+    their 4-hex-digit length, so the line count bounds what one line can add)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.size = 0
+        self.lines = 0
+        self._left = 0  # payload bytes of the current pkt-line still to come
+        self._length = b""  # a length prefix split across reads
+        self._framed = True  # False once the framing is broken: dulwich reports that itself
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > MAX_LISTING_BYTES:
+            raise ProtocolFailure(
+                f"{self.where} sent a ref listing larger than {MAX_LISTING_BYTES / (1024 * 1024):g} MiB"
+            )
+        pos = 0
+        while self._framed and pos < len(chunk):
+            if self._left:
+                step = min(self._left, len(chunk) - pos)
+                self._left -= step
+                pos += step
+                continue
+            take = 4 - len(self._length)
+            self._length += chunk[pos : pos + take]
+            pos += take
+            if len(self._length) < 4:
+                break
+            try:
+                length = int(self._length, 16)
+            except ValueError:
+                self._framed = False
+                break
+            self._length = b""
+            if length >= 4:
+                self._left = length - 4
+                self.lines += 1
+                if self.lines > MAX_REFS + 64:  # refs, plus capability and peeled lines
+                    raise ProtocolFailure(f"{self.where} advertised more than {MAX_REFS:,} refs")
 
 
 @dataclass
@@ -176,9 +224,27 @@ class MirrorHttpClient(Urllib3HttpGitClient):
                     f"(the server answered {content_type or 'without a content type'}, not smart HTTP)"
                 )
 
+        listing = "/info/refs?service=" in url or (
+            isinstance(data, bytes) and b"command=ls-refs" in data[:64]
+        )
+        guard = ListingGuard(scrub(url.split("/info/refs")[0])) if listing else None
+
+        # dulwich reads each pkt-line in two small reads, and one urllib3 read costs tens of
+        # microseconds: take what the connection has (read1) and serve the small reads from it
+        read_some = getattr(resp, "read1", read)
+        buffered = bytearray()
+
         def counting_read(n: int) -> bytes:
-            chunk = read(n)
-            stats.received(len(chunk))
-            return chunk
+            while len(buffered) < n:
+                chunk = read_some(max(_READ_BLOCK, n - len(buffered)))
+                if not chunk:
+                    break
+                stats.received(len(chunk))
+                if guard is not None:
+                    guard.feed(chunk)
+                buffered.extend(chunk)
+            out = bytes(buffered[:n])
+            del buffered[:n]
+            return out
 
         return resp, counting_read

@@ -27,7 +27,7 @@ from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
 from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
-from gitmirror.mirror.transport.http_client import USER_AGENT, Discovery, MirrorHttpClient
+from gitmirror.mirror.transport.http_client import MAX_REFS, USER_AGENT, Discovery, MirrorHttpClient
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
 from gitmirror.scrub import one_line, scrub
@@ -38,8 +38,6 @@ _MAX_REMOTE_MESSAGES = 8192
 LISTED_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
 
 
-# A listing longer than this is refused (the answer would not fit the worker's memory budget).
-MAX_REFS = 500_000
 _OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
@@ -215,13 +213,14 @@ class Remote:
         if len(raw) > MAX_REFS:
             raise ProtocolFailure(f"{where} advertised {len(raw):,} refs; at most {MAX_REFS:,} are supported")
         symrefs = {_ref_name(k): _ref_name(v) for k, v in raw_symrefs.items()}
-        refs = {
-            name: _object_id(v, k, where)
-            for k, v in raw.items()
-            if v is not None
-            and v != ZERO_SHA.encode()
-            and ((name := _ref_name(k)) == "HEAD" or (name.startswith("refs/") and name not in symrefs))
-        }
+        refs: dict[str, str] = {}
+        while raw:  # emptied as it is converted: a large listing is not held twice
+            k, v = raw.popitem()
+            name = _ref_name(k)
+            if v is None or v == ZERO_SHA.encode() or (name in symrefs and name != "HEAD"):
+                continue
+            if name == "HEAD" or name.startswith("refs/"):
+                refs[name] = _object_id(v, k, where)
         peeled = {
             _ref_name(k): _object_id(v, k, where) for k, v in raw_peeled.items() if _ref_name(k) in refs
         }
