@@ -80,6 +80,7 @@ class _Run:
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
+        self.local = False  # both repositories on this machine: git pushes from one to the other
 
     def report(self, phase: str, pushes_left: int = 0) -> None:
         if self._progress is not None:
@@ -87,6 +88,10 @@ class _Run:
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
+        if self.local:
+            return self.target.push_from_local(
+                self.source, {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch}
+            )
         return self.target.push(
             repo,
             {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
@@ -307,6 +312,8 @@ def _transfer(
     supports partial clone, else a full one).
     full: fetch everything, push what the target's advertisement says it lacks.
     """
+    if run.target.can_push_locally_from(run.source):
+        return _local_transfer(run, source_refs, target_refs, default_branch, skipped)
     in_scope = scoped_refs(source_refs, run.options)
     wants = set(in_scope.values())
     if default_branch is not None:
@@ -378,3 +385,23 @@ def _transfer(
             for repo in repos:
                 repo.close()
     return mode
+
+
+def _local_transfer(
+    run: _Run,
+    source_refs: dict[str, str],
+    target_refs: dict[str, str],
+    default_branch: str | None,
+    skipped: list[RefUpdate],
+) -> str:
+    """Both repositories are on this machine: ancestry is read from the source repository itself (a
+    target tip it lacks is in none of its histories), and git pushes the planned updates across."""
+    assert run.source.url.local_path is not None
+    run.local = True
+    with Repo(run.source.url.local_path) as repo:
+        oracle = CommitGraph(repo.object_store)
+        decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
+        skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
+        for batch in batch_ref_updates(decisions, default_branch, run.batch_size):
+            run.push(repo, batch)
+    return "local"

@@ -28,6 +28,7 @@ from gitmirror.mirror.transport.classify import mapped_errors
 from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
 from gitmirror.mirror.transport.http_client import MAX_REFS, USER_AGENT, Discovery, MirrorHttpClient
+from gitmirror.mirror.transport.local import git_available, push_between
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
 from gitmirror.scrub import one_line, scrub
@@ -295,6 +296,23 @@ class Remote:
             fetched.discard()
             raise
         return fetched
+
+    def can_push_locally_from(self, source: Remote) -> bool:
+        """Both repositories on this machine, and git here to move the objects between them."""
+        return self.url.is_local and source.url.is_local and git_available()
+
+    def push_from_local(
+        self, source: Remote, updates: Mapping[str, tuple[str | None, str | None]]
+    ) -> PushOutcome:
+        """Like `push`, for a local source and target: git pushes straight from one to the other."""
+        assert source.url.local_path is not None and self.url.local_path is not None
+        check_host(self.url)
+        if self._policy is not None:
+            self._policy.check_url(self.url)
+        result = push_between(source.url.local_path, self.url.local_path, updates, self.deadline)
+        self._messages = bytearray(result.remote_messages)
+        status = {ref: scrub(reason) if reason else None for ref, reason in result.status.items()}
+        return PushOutcome(status=status, remote_messages=self.remote_messages())
 
     def push(
         self,
