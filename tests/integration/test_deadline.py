@@ -7,14 +7,15 @@ import time
 
 import pytest
 
-from gitmirror.adapters.aws.queue import make_job
+from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.jobs import make_job
 from gitmirror.mirror.credentials import StaticCredentials
 from gitmirror.mirror.engine import sync_mirror
 from gitmirror.mirror.transport import Remote
 from gitmirror.mirror.urls import parse_remote
-from gitmirror.run.mirror_run import SAFETY_SECONDS, run_job
-from gitmirror.settings import Settings
+from gitmirror.run.mirror_run import SAFETY_SECONDS
 from gitmirror.values import RunStatus, Trigger, UpdateStatus, utcnow
+from gitmirror_dev.lambdas import QueuePoller, load_function
 from tests.conftest import SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.hostile import HostileGitServer, drip, ls_refs, v2_advertisement
@@ -55,19 +56,23 @@ def test_a_dripping_server_cannot_keep_a_run_past_its_deadline(
 
 
 def test_the_worker_writes_the_timeout_and_releases_the_lease(aws: AwsEnv, git_servers: GitServers) -> None:
-    settings = Settings.from_env()  # the aws fixture's environment: loopback and http allowed
     with dripping("advertisement") as server:
         mirror = add_mirror(aws, server.url, git_servers.target_url)
-        job = make_job(mirror.id, Trigger.MANUAL, None)
-        lambda_deadline = time.monotonic() + SAFETY_SECONDS + DEADLINE  # what Lambda would give
-        started = time.monotonic()
-        outcome = run_job(
-            job, store(), settings, remaining_ms=lambda: int((lambda_deadline - time.monotonic()) * 1000)
+        SqsJobQueue(aws.queue_url).enqueue(make_job(mirror.id, Trigger.MANUAL, None))
+        # the function is given what leaves the run DEADLINE seconds once the safety margin is kept
+        poller = QueuePoller(
+            load_function("worker"), aws.queue_url, timeout_seconds=SAFETY_SECONDS + DEADLINE
         )
+        started = time.monotonic()
+        assert poller.poll_once() == 1
         elapsed = time.monotonic() - started
     assert elapsed < DEADLINE + 5, elapsed  # well before Lambda would have killed the function
-    assert outcome.action == "ran" and outcome.retry  # the job goes back to the queue
     after = store().get(mirror.id)
     assert after is not None and after.update_status == UpdateStatus.FAILED
-    assert after.last_error and after.last_error.startswith("timed out")
+    assert after.last_error and after.last_error.startswith("timed out"), after.last_error
     assert store().acquire_lease(mirror.id, "next-run", 60, utcnow())  # the lease was released
+    counts = poller.sqs.get_queue_attributes(
+        QueueUrl=aws.queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert sum(int(n) for n in counts.values()) == 1  # kept for a retry, not deleted

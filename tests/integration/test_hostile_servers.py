@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gitmirror.adapters.aws.queue import enqueue, make_job
+from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.jobs import make_job
 from gitmirror.mirror.engine import sync_mirror
 from gitmirror.mirror.transport import Remote, http_client
 from gitmirror.mirror.urls import parse_remote
@@ -155,7 +156,7 @@ def test_the_worker_records_a_clean_failure(aws: AwsEnv, git_servers: GitServers
         hostile = add_mirror(aws, server.url, git_servers.target_url)
         bad_host = add_mirror(aws, "https://a..b/repo.git", git_servers.target_url)
         for mirror in (hostile, bad_host):
-            enqueue(aws.queue_url, make_job(mirror.id, Trigger.MANUAL, None))
+            SqsJobQueue(aws.queue_url).enqueue(make_job(mirror.id, Trigger.MANUAL, None))
         assert QueuePoller(load_function("worker"), aws.queue_url).drain() == 2
     for mirror, expect in ((hostile, "invalid object id"), (bad_host, "invalid host name")):
         after = store().get(mirror.id)
