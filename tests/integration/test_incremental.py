@@ -326,3 +326,26 @@ def test_labelling_a_forced_update_costs_no_fetch(tmp_path: Path, keep: bool) ->
     finally:
         source.stop()
         target.stop()
+
+
+def test_a_moved_annotated_tag_is_labelled_from_the_target_listings_peeled_value(tmp_path: Path) -> None:
+    """The old tag object is on the target, not in the delta: its peeled value from `ls-refs peel`
+    shows the move is a fast-forward, with no fetch to find out."""
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src = source.repo_path("src.git")
+        g.commit(src, MAIN, {"a.txt": "1\n"})
+        g.tag(src, "v1", MAIN, annotated=True, message="first\n")
+        assert sync(source, target).status == RunStatus.SUCCESS
+        g.commit(src, MAIN, {"a.txt": "2\n"})
+        g.delete_ref(src, "refs/tags/v1")
+        g.tag(src, "v1", MAIN, annotated=True, message="moved\n")
+        source.clear_requests()
+        result = sync(source, target)
+        assert {r.ref: r.action for r in result.refs} == {MAIN: Action.UPDATE, "refs/tags/v1": Action.UPDATE}
+        assert result.stats.transfer == "incremental"
+        assert len(source.rpc_requests("git-upload-pack")) == 2
+        assert g.refs(target.repo_path("dst.git")) == g.refs(src)
+    finally:
+        source.stop()
+        target.stop()

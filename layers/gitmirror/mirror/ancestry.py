@@ -295,7 +295,12 @@ class LayeredOracle:
         load_partial: Callable[[], CommitGraph],
         load_complete: Callable[[], CommitGraph],
         known_to_source: Callable[[], set[str] | None] = lambda: None,
+        target_peeled: Mapping[str, str] | None = None,
     ) -> None:
+        # annotated tag id -> the commit it peels to, from the target's listing: labels an updated
+        # tag whose old tag object the delta does not hold (the deletion rule never uses it, so a
+        # target-only tag the source lacks is still kept, as in Gitaly)
+        self._target_peeled = target_peeled or {}
         self._load_partial = load_partial
         self._load = load_complete
         self._known = known_to_source
@@ -329,4 +334,5 @@ class LayeredOracle:
         """From the delta alone: a fast-forward's new commits are in it, down to the old tip."""
         if self.partial is None:
             self.partial = self._load_partial()
+        ancestor = self._target_peeled.get(ancestor, ancestor)
         return self.partial.is_ancestor(ancestor, descendant) is True

@@ -81,6 +81,7 @@ class _Run:
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
         self.local = False  # both repositories on this machine: git pushes from one to the other
+        self.target_peeled: dict[str, str] = {}  # the target's annotated tag ids -> what they peel to
 
     def report(self, phase: str, pushes_left: int = 0) -> None:
         if self._progress is not None:
@@ -201,6 +202,9 @@ def sync_mirror(
             target_refs = scoped_refs(dst.refs, options)
             default_branch = src.head if src.head in src.refs else None
             if source_refs != target_refs:  # equal in scope: nothing to create, update or delete
+                run.target_peeled = {
+                    dst.refs[ref]: peeled for ref, peeled in dst.peeled.items() if ref in dst.refs
+                }
                 transfer = _transfer(run, src.refs, dst.refs, default_branch, workdir_parent, skipped)
         except MirrorError as exc:
             error = exc.message
@@ -366,6 +370,7 @@ def _transfer(
                     load_graph,
                     # not asked in advance: ask now (one round), should the planner need it after all
                     negotiation.result if negotiation is not None else ask_source,
+                    run.target_peeled,
                 )
                 mode = "incremental" if haves else "full"
             run.report("planning")
