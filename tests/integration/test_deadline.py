@@ -33,8 +33,7 @@ def dripping(where: str) -> HostileGitServer:
     return HostileGitServer(advertisement, ls_refs=drip(refs, SLOW))
 
 
-@pytest.mark.parametrize("side", ["source", "target"])
-@pytest.mark.parametrize("where", ["advertisement", "ls-refs"])
+@pytest.mark.parametrize(("side", "where"), [("source", "advertisement"), ("target", "ls-refs")])
 def test_a_dripping_server_cannot_keep_a_run_past_its_deadline(
     git_servers: GitServers, side: str, where: str
 ) -> None:

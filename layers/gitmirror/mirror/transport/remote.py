@@ -1,6 +1,7 @@
 """The operations on one side of a mirror: list its refs, fetch from it, push to it.
 
-Git protocol work is dulwich's (`get_refs`, `fetch_pack`, `send_pack` with their callbacks). This module
+Git protocol work is dulwich's (`fetch_pack`, `send_pack` with their callbacks, its listing), or git's
+own between two local repositories (`local`). This module
 adds what a mirror service needs around it: explicit credentials per operation, timeouts, the network
 policy, and errors mapped to `gitmirror.errors`.
 """
@@ -37,9 +38,7 @@ from gitmirror.values import ZERO_SHA
 _MAX_REMOTE_MESSAGES = 8192
 # What a mirror reads of a listing: HEAD (the default branch), branches and tags.
 LISTED_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
-
-
-_OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
+_OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256, lower-case hex
 
 
 def _ref_name(raw: bytes) -> str:
