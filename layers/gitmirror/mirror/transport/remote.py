@@ -28,7 +28,15 @@ from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
 from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
-from gitmirror.mirror.transport.http_client import MAX_REFS, USER_AGENT, Discovery, MirrorHttpClient
+from gitmirror.mirror.transport.http_client import (
+    MAX_REFS,
+    USER_AGENT,
+    Discovery,
+    MirrorHttpClient,
+    V2Listing,
+    raw_ref_name,
+    valid_object_id,
+)
 from gitmirror.mirror.transport.local import git_available, push_between
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
@@ -38,20 +46,6 @@ from gitmirror.values import ZERO_SHA
 _MAX_REMOTE_MESSAGES = 8192
 # What a mirror reads of a listing: HEAD (the default branch), branches and tags.
 LISTED_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
-_OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256, lower-case hex
-
-
-def _ref_name(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _object_id(raw: bytes, ref: bytes, where: str) -> str:
-    if _OBJECT_ID.fullmatch(raw) is None:
-        raise ProtocolFailure(
-            f"{where} advertised an invalid object id for {one_line(_ref_name(ref), 200)!r}: "
-            f"{one_line(raw.decode('ascii', 'backslashreplace'), 80)!r} is not a hexadecimal SHA"
-        )
-    return raw.decode("ascii")
 
 
 def check_host(url: RemoteURL) -> None:
@@ -200,29 +194,35 @@ class Remote:
         never mirrored; pushing to one writes its referent) and reported in `symrefs`. Under protocol v0
         only HEAD's target is advertised, so a symbolic branch or tag there looks like a real one."""
         client, path = self._client()
+        where = scrub(self.url.url)
         with mapped_errors(self):
             if isinstance(client, MirrorHttpClient):
+                client.listing = V2Listing(where)
                 raw, _caps, _url, raw_symrefs, raw_peeled = client._discover_references(
                     b"git-upload-pack", client._get_url(path), ref_prefix=LISTED_PREFIXES
                 )
+                if client.protocol_version == 2:
+                    v2 = client.listing
+                    return RefListing(v2.refs, v2.symrefs.get("HEAD"), v2.symrefs, v2.peeled)
             else:
                 # read from the repository itself: dulwich's `git upload-pack` subprocess speaks v0 only
                 result = LocalGitClient().get_refs(path)
                 raw, raw_symrefs, raw_peeled = result.refs, result.symrefs, {}
-        where = scrub(self.url.url)
         if len(raw) > MAX_REFS:
             raise ProtocolFailure(f"{where} advertised {len(raw):,} refs; at most {MAX_REFS:,} are supported")
-        symrefs = {_ref_name(k): _ref_name(v) for k, v in raw_symrefs.items()}
+        symrefs = {raw_ref_name(k): raw_ref_name(v) for k, v in raw_symrefs.items()}
         refs: dict[str, str] = {}
         while raw:  # emptied as it is converted: a large listing is not held twice
             k, v = raw.popitem()
-            name = _ref_name(k)
+            name = raw_ref_name(k)
             if v is None or v == ZERO_SHA.encode() or (name in symrefs and name != "HEAD"):
                 continue
             if name == "HEAD" or name.startswith("refs/"):
-                refs[name] = _object_id(v, k, where)
+                refs[name] = valid_object_id(v, k, where)
         peeled = {
-            _ref_name(k): _object_id(v, k, where) for k, v in raw_peeled.items() if _ref_name(k) in refs
+            raw_ref_name(k): valid_object_id(v, k, where)
+            for k, v in raw_peeled.items()
+            if raw_ref_name(k) in refs
         }
         return RefListing(refs=refs, head=symrefs.get("HEAD"), symrefs=symrefs, peeled=peeled)
 
