@@ -79,6 +79,8 @@ class V2Listing:
             if parts[0] == b"unborn" or (name in self.symrefs and name != "HEAD"):
                 continue
             self.refs[name] = valid_object_id(parts[0], parts[1], self.where)
+            if len(self.refs) > MAX_REFS:
+                raise ProtocolFailure(f"{self.where} advertised more than {MAX_REFS:,} refs")
 
 
 def _flush_only() -> Callable[[int], bytes]:
@@ -131,7 +133,8 @@ class ListingGuard:
             if length >= 4:
                 self._left = length - 4
                 self.lines += 1
-                if self.lines > MAX_REFS + 64:  # refs, plus capability and peeled lines
+                # a v0 advertisement gives a peeled tag a line of its own: twice the refs at most
+                if self.lines > 2 * MAX_REFS + 64:
                     raise ProtocolFailure(f"{self.where} advertised more than {MAX_REFS:,} refs")
 
 
