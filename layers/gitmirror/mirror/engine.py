@@ -12,7 +12,7 @@ import re
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch
@@ -178,7 +178,7 @@ def sync_mirror(
     # one thread for the network waits that overlap (the target's listing, the negotiation round);
     # joined when the run ends
     with (
-        _cancelled(deadline),
+        deadline if deadline is not None else contextlib.nullcontext(),
         futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background,
     ):
         run = _Run(
@@ -251,15 +251,6 @@ def failed_result(message: str, kind: str | None = None) -> SyncResult:
         reason_code=rejection.code.value,
         hint=rejection.hint,
     )
-
-
-@contextlib.contextmanager
-def _cancelled(deadline: Deadline | None) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if deadline is not None:
-            deadline.cancel()
 
 
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:

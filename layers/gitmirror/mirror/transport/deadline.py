@@ -59,6 +59,12 @@ class Deadline:
     def cancel(self) -> None:
         self._timer.cancel()
 
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()  # the run is over: its timer thread ends now
+
     def _expire(self) -> None:
         with self._lock:
             self.expired = True
