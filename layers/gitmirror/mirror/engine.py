@@ -90,8 +90,10 @@ class _Run:
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
         if self.local:
+            assert self.source.url.local_path is not None
             return self.target.push_from_local(
-                self.source, {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch}
+                self.source.url.local_path,
+                {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
             )
         return self.target.push(
             repo,

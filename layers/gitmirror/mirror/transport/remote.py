@@ -37,7 +37,7 @@ from gitmirror.mirror.transport.http_client import (
     raw_ref_name,
     valid_object_id,
 )
-from gitmirror.mirror.transport.local import git_available, push_between
+from gitmirror.mirror.transport.local import git_available, index_with_git, push_between
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
 from gitmirror.scrub import one_line, scrub
@@ -301,14 +301,13 @@ class Remote:
         return self.url.is_local and source.url.is_local and git_available()
 
     def push_from_local(
-        self, source: Remote, updates: Mapping[str, tuple[str | None, str | None]]
+        self, source_path: str, updates: Mapping[str, tuple[str | None, str | None]]
     ) -> PushOutcome:
-        """Like `push`, for a local source and target: git pushes straight from one to the other."""
-        assert source.url.local_path is not None and self.url.local_path is not None
-        check_host(self.url)
+        """Like `push`, into a local target from a local repository: git pushes from one to the other."""
+        assert self.url.local_path is not None
         if self._policy is not None:
             self._policy.check_url(self.url)
-        result = push_between(source.url.local_path, self.url.local_path, updates, self.deadline)
+        result = push_between(source_path, self.url.local_path, updates, self.deadline)
         self._messages = bytearray(result.remote_messages)
         status = {ref: scrub(reason) if reason else None for ref, reason in result.status.items()}
         return PushOutcome(status=status, remote_messages=self.remote_messages())
@@ -331,6 +330,12 @@ class Remote:
         Like `git push --force-with-lease`: a ref whose current value on the server is not the expected
         old value is not pushed and is reported as stale, so a concurrent change is never overwritten.
         """
+        if fetched is not None and self.url.is_local and git_available():
+            # a local target: git indexes the pack (in C, streaming) and pushes it across
+            assert self.url.local_path is not None
+            if send_objects and not fetched.empty:
+                index_with_git(fetched, self.url.local_path, self.deadline)
+            return self.push_from_local(fetched.repo.path, updates)
         stale: dict[str, str | None] = {}
         self._messages.clear()
 
