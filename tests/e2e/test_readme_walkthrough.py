@@ -156,7 +156,9 @@ def test_readme_walkthrough_runs_verbatim_against_local_up(tmp_path: Path) -> No
             os.environ,
             **walk.env,
             HOME=str(tmp_path),  # no ~/.aws or ~/.gitconfig of this machine
-            PATH=os.pathsep.join([str(Path(sys.executable).parent), str(aws_bin), os.environ.get("PATH", "")]),
+            PATH=os.pathsep.join(
+                [str(Path(sys.executable).parent), str(aws_bin), os.environ.get("PATH", "")]
+            ),
         )
         env.pop("POWERTOOLS_LOG_LEVEL", None)
         for name, text in blocks:

@@ -99,3 +99,10 @@ def test_a_ref_changed_on_the_target_during_the_sync_is_not_overwritten(repos: t
     [ref] = result.refs
     assert ref.action == Action.REJECTED and ref.error and "stale info" in ref.error
     assert g.rev_parse(dst, MAIN) == concurrent
+
+
+def test_a_dry_run_between_local_repositories_pushes_nothing(repos: tuple[Path, Path]) -> None:
+    src, dst = repos
+    plan = sync_mirror(Remote(parse_remote(str(src))), Remote(parse_remote(str(dst))), dry_run=True)
+    assert plan.status == RunStatus.SUCCESS and plan.stats.pushes == 0
+    assert {r.ref for r in plan.refs} == set(g.refs(src)) and g.refs(dst) == {}

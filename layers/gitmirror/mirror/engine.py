@@ -366,17 +366,9 @@ def _transfer(
                     run.target_peeled,
                 )
                 mode = "incremental" if haves else "full"
-            run.report("planning")
-            decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
+            _plan_and_push(run, store, source_refs, target_refs, default_branch, oracle, skipped)
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
                 mode += "+graph"
-            skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
-            batches = batch_ref_updates(decisions, default_branch, run.batch_size)
-            for index, batch in enumerate(batches):
-                run.report("pushing", len(batches) - index)
-                run.push(store, batch)
-            if batches:
-                run.report("pushing")
         finally:
             if run.fetched is not None:
                 run.fetched.discard()
@@ -398,8 +390,25 @@ def _local_transfer(
     run.local = True
     with Repo(run.source.url.local_path) as repo:
         oracle = CommitGraph(repo.object_store)
-        decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
-        skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
-        for batch in batch_ref_updates(decisions, default_branch, run.batch_size):
-            run.push(repo, batch)
+        _plan_and_push(run, repo, source_refs, target_refs, default_branch, oracle, skipped)
     return "local"
+
+
+def _plan_and_push(
+    run: _Run,
+    store: Repo,
+    source_refs: dict[str, str],
+    target_refs: dict[str, str],
+    default_branch: str | None,
+    oracle: AncestryOracle,
+    skipped: list[RefUpdate],
+) -> None:
+    run.report("planning")
+    decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
+    skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
+    batches = batch_ref_updates(decisions, default_branch, run.batch_size)
+    for index, batch in enumerate(batches):
+        run.report("pushing", len(batches) - index)
+        run.push(store, batch)
+    if batches:
+        run.report("pushing")
