@@ -9,7 +9,7 @@ and checks the issue's goals. See bench/README.md.
     .venv/bin/python bench/run.py                      # default suite, 5 runs
     .venv/bin/python bench/run.py --quick              # smoke test (1 run, small repos)
     .venv/bin/python bench/run.py --scenarios httpx-cold,noop --contenders git,gitmirror --runs 3
-    .venv/bin/python bench/run.py --pip                # add pip-cold and pip-incremental
+    .venv/bin/python bench/run.py --pip                # add the pip scenarios and bigblob-incremental
     .venv/bin/python bench/run.py --no-receiver        # git scenarios only
 """
 
@@ -53,6 +53,7 @@ PYTHON = sys.executable
 SOURCE_SERVER_CONFIG = {"uploadpack.allowFilter": "true", "uploadpack.allowAnySHA1InWant": "true"}
 
 MIB = 1024 * 1024
+BIGBLOB_MIB = int(os.environ.get("BENCH_BIGBLOB_MIB", "1024"))
 INCR_N = 20  # newest first-parent commits of the default branch missing in the target
 INCR_K = 2  # newest tags missing in the target
 FIXED_ENV = {
@@ -181,6 +182,7 @@ class Prepared:
     source: Path  # the source repo (inside the source server root)
     template: Path | None  # copied to make each run's target; None = empty target
     info: dict[str, Any]
+    local: bool = False  # contenders get both repositories' paths instead of their HTTP URLs
 
 
 def _incremental_template(base: Path, dst: Path, n: int, k: int) -> dict[str, Any]:
@@ -228,6 +230,45 @@ def prep_bundle_cold(name: str) -> Callable[[Config, Path], Prepared]:
         return Prepared(src, None, {"target": "empty"})
 
     return prep
+
+
+def prep_bundle_local(name: str) -> Callable[[Config, Path], Prepared]:
+    def prep(cfg: Config, src: Path) -> Prepared:
+        local_mirror(cfg.restored(name), src)
+        return Prepared(src, None, {"target": "empty", "transport": "local paths"}, local=True)
+
+    return prep
+
+
+def prep_bigblob_incremental(cfg: Config, src: Path) -> Prepared:
+    """A small repository, then one commit adding a highly compressible BIGBLOB_MIB blob (a ~1 MiB
+    delta on the wire that inflates to the blob's size): memory must not follow the blob."""
+    base = _cached("bigblob-base-v1.git", lambda p: build_blobs(p, 5))
+    template = cfg.work / "templates" / src.name
+    local_mirror(base, template)
+
+    def build(dst: Path) -> None:
+        local_mirror(base, dst)
+        proc = subprocess.Popen(
+            ["git", "-C", str(dst), "fast-import", "--quiet"], stdin=subprocess.PIPE, env=SETUP_ENV
+        )
+        assert proc.stdin is not None
+        msg = b"one big blob\n"
+        proc.stdin.write(b"commit refs/heads/main\n")
+        proc.stdin.write(b"committer Bench <bench@example.invalid> 1700002000 +0000\n")
+        proc.stdin.write(b"data %d\n%b\nfrom refs/heads/main^0\n" % (len(msg), msg))
+        proc.stdin.write(b"M 100644 inline big.bin\ndata %d\n" % (BIGBLOB_MIB * MIB))
+        block = random.Random("bench-bigblob").randbytes(1024) + bytes(MIB - 1024)  # ~1000:1
+        for _ in range(BIGBLOB_MIB * MIB // len(block)):
+            proc.stdin.write(block)
+        proc.stdin.write(block[: BIGBLOB_MIB * MIB % len(block)] + b"\n")
+        proc.stdin.close()
+        if proc.wait() != 0:
+            raise RuntimeError("git fast-import failed")
+        server_repack(dst)
+
+    local_mirror(_cached(f"bigblob-{BIGBLOB_MIB}mib-v1.git", build), src)
+    return Prepared(src, template, {"target": "one commit behind", "blob_mib": BIGBLOB_MIB})
 
 
 def prep_bundle_incremental(name: str) -> Callable[[Config, Path], Prepared]:
@@ -414,6 +455,18 @@ SCENARIOS = {
             bundle="pip",
         ),
         Scenario(
+            "pip-local",
+            "full mirror of pip between two local bare repositories (paths, no HTTP)",
+            prep_bundle_local("pip"),
+            default=False,
+        ),
+        Scenario(
+            "bigblob-incremental",
+            f"an incremental delta holding one {BIGBLOB_MIB} MiB highly compressible blob",
+            prep_bigblob_incremental,
+            default=False,
+        ),
+        Scenario(
             "pip-incremental",
             f"pip; target lacks the newest {INCR_N} first-parent commits of main and {INCR_K} newest tags, "
             "and has one divergent branch",
@@ -569,6 +622,9 @@ class NaiveDulwichContender(Contender):
     name = "dulwich-naive"
     description = "dulwich: full fetch into a fresh temp repo, then send_pack of all heads/tags"
 
+    def not_applicable(self, prepared: Prepared) -> str:
+        return "HTTP only" if prepared.local else ""
+
     def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
         return [
             ("mirror", [PYTHON, str(BENCH_DIR / "naive_dulwich.py"), src_url, dst_url], creds.gitmirror_env())
@@ -674,7 +730,11 @@ def one_run(
     exit_code = 0
     error = None
     tool: dict[str, Any] | None = None
-    steps = contender.steps(srv_src.repo_url(repo), srv_dst.repo_url(repo), tmpdir, creds, state)
+    if prepared.local:
+        src_url, dst_url = str(prepared.source), str(target)
+    else:
+        src_url, dst_url = srv_src.repo_url(repo), srv_dst.repo_url(repo)
+    steps = contender.steps(src_url, dst_url, tmpdir, creds, state)
     for label, argv, extra in steps:
         m = measure.run(argv, env={**base_env, **extra}, tmpdir=str(tmpdir), timeout=timeout)
         wall += m.wall_s
@@ -808,6 +868,8 @@ GOAL_COLD_TIME = 1.0  # x git CLI wall time
 GOAL_INCREMENTAL_BYTES = 2.0  # x what `git fetch` fetches for the same delta
 GOAL_RSS_MIB = 150  # on the 200 MiB blob repository
 GOAL_RSS_BLOB_MIB = 200
+GOAL_LOCAL_TIME = 1.2  # x git clone --mirror + push --mirror between local repositories
+GOAL_RSS_BIGBLOB_MIB = 150  # peak RSS for an incremental delta holding a 1 GiB blob
 
 
 def _summary(result: dict[str, Any], scenario: str, contender: str) -> dict[str, Any] | None:
@@ -839,8 +901,11 @@ def _ratio_goal(
 def goal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's goals, measured; `pass` is None when this invocation did not measure it."""
     names = list(result["scenarios"])
+    # bigblob-incremental is there for its memory goal: its time is inflating the blob to read past it
     incremental = ["httpx-incremental"] + [
-        n for n in names if n.endswith("-incremental") and n != "httpx-incremental"
+        n
+        for n in names
+        if n.endswith("-incremental") and n not in ("httpx-incremental", "bigblob-incremental")
     ]
     cold = ["httpx-cold", "blobs-cold"] + [
         n for n in names if n.endswith("-cold") and n not in ("httpx-cold", "blobs-cold")
@@ -863,10 +928,21 @@ def goal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for n in incremental
     ]
+    specs.append(
+        ("pip-local", "git", "wall_s_median", GOAL_LOCAL_TIME, "local-to-local sync ≤ {}x git CLI time", "s")
+    )
     rows = [
         _ratio_goal(result, n, other, key, limit, f"{text.format(limit)} ({n})", unit)
         for n, other, key, limit, text, unit in specs
     ]
+    big = _summary(result, "bigblob-incremental", "gitmirror")
+    rows.append(
+        {
+            "goal": f"peak RSS ≤ {GOAL_RSS_BIGBLOB_MIB} MiB, incremental delta holding a {BIGBLOB_MIB} MiB blob",
+            "measured": "not run" if big is None else f"{big['maxrss_mib']:.0f} MiB",
+            "pass": None if big is None or BIGBLOB_MIB < 1024 else big["maxrss_mib"] <= GOAL_RSS_BIGBLOB_MIB,
+        }
+    )
     goal = f"peak RSS ≤ {GOAL_RSS_MIB} MiB on the {GOAL_RSS_BLOB_MIB} MiB blob repository (blobs-cold)"
     gm = _summary(result, "blobs-cold", "gitmirror")
     blob_mib = result["options"]["blob_mib"]
@@ -1018,7 +1094,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--contenders", help=f"comma list of: {', '.join(CONTENDERS)} (default: all)")
     ap.add_argument("--runs", type=int, help="runs per scenario x contender (default 5; 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 run, 20 MiB blobs, 500 refs")
-    ap.add_argument("--pip", action="store_true", help="also run pip-cold and pip-incremental")
+    ap.add_argument(
+        "--pip",
+        action="store_true",
+        help="also run the scenarios off by default (pip-*, bigblob-incremental)",
+    )
     ap.add_argument("--blob-mib", type=int, help="blobs-cold size (default $BENCH_BLOB_MIB or 200; 20 quick)")
     ap.add_argument("--manyrefs", type=int, help="branches in manyrefs (default 5000; 500 with --quick)")
     ap.add_argument("--timeout", type=float, default=1800, help="per-step timeout in seconds")

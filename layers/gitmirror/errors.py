@@ -1,15 +1,16 @@
-"""Every error gitmirror raises on purpose, in one hierarchy.
+"""Every error gitmirror raises on purpose, in one hierarchy. Messages are always scrubbed.
 
 `kind` names the class of failure for records and logs; `retryable` says whether trying again later can
-help. The HTTP API maps these to answers in one place (`gitmirror.http_answers`), the CLI to exit codes in
-one place (`gitmirror_cli.exits`). Messages are always one scrubbed line: no control characters or
-terminal escapes, at most `MESSAGE_LIMIT` characters (a status field and a terminal line, not a dump of
-what a server sent).
+help. The HTTP API maps these to answers in one place (`gitmirror.manage.api.errors`), the CLI to exit
+codes in one place (`gitmirror_cli.exits`).
+
+Messages are one line: no control characters or terminal escapes, at most `MESSAGE_LIMIT`
+characters (a status field and a terminal line, not a dump of what a server sent).
 """
 
 from __future__ import annotations
 
-from gitmirror.scrub import one_line, scrub
+from .scrub import one_line, scrub
 
 MESSAGE_LIMIT = 1000
 

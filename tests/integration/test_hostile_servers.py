@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.jobs import make_job
+from gitmirror.mirror.engine import sync_mirror
+from gitmirror.mirror.transport import Remote, http_client
+from gitmirror.mirror.urls import parse_remote
 from gitmirror.scrub import scrub
-from gitmirror.values import Trigger, UpdateStatus
+from gitmirror.values import RunStatus, Trigger, UpdateStatus
 from gitmirror_dev.lambdas import QueuePoller, load_function
 from tests.conftest import AwsEnv, GitServers
 from tests.support import gitrepo as g
@@ -158,5 +161,31 @@ def test_the_worker_records_a_clean_failure(aws: AwsEnv, git_servers: GitServers
     for mirror, expect in ((hostile, "invalid object id"), (bad_host, "invalid host name")):
         after = store().get(mirror.id)
         assert after is not None and after.update_status == UpdateStatus.FAILED
-        assert after.last_error and expect in after.last_error and "internal error" not in after.last_error
-        assert after.last_error == scrub(after.last_error) and "\n" not in after.last_error
+        assert after.last_error and "internal error" not in after.last_error
+        error = after.last_error.split("\n\nHint: ")[0]  # the status adds a hint paragraph
+        assert expect in error and "\n" not in error and after.last_error == scrub(after.last_error)
+
+
+@pytest.mark.parametrize("flood", ["refs", "bytes"])
+def test_a_flood_of_refs_is_refused_while_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flood: str
+) -> None:
+    """The caps (500,000 refs, 64 MiB) scaled down; the listing is cut off as soon as it passes them."""
+    monkeypatch.setattr(http_client, "MAX_REFS", 1000)
+    monkeypatch.setattr(http_client, "MAX_LISTING_BYTES", 256 * 1024)
+    count = 5000 if flood == "refs" else 1000
+    name = b"refs/heads/" + (b"x" * 300 if flood == "bytes" else b"b")
+    refs = [(b"%040x" % i, name + b"-%d" % i) for i in range(1, count)]
+
+    def listing() -> Iterator[bytes]:
+        answer = ls_refs(*refs)
+        for start in range(0, len(answer), 4096):
+            yield answer[start : start + 4096]
+
+    target = g.init_bare(tmp_path / "dst.git")
+    with HostileGitServer(v2_advertisement(), ls_refs=listing) as server:
+        result = sync_mirror(Remote(parse_remote(server.url)), Remote(parse_remote(str(target))))
+    assert result.status == RunStatus.FAILED and result.error
+    expect = "more than 1,000 refs" if flood == "refs" else "ref listing larger than 0.25 MiB"
+    assert expect in result.error, result.error
+    assert g.refs(target) == {}

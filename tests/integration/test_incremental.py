@@ -294,3 +294,58 @@ def test_source_without_protocol_v2(tmp_path: Path, keep: bool) -> None:
     finally:
         source.stop()
         target.stop()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_labelling_a_forced_update_costs_no_fetch(tmp_path: Path, keep: bool) -> None:
+    """keep-divergent-refs off: a ref that moves is labelled from the delta (`update` when it proves a
+    fast-forward, else `force_update`); no negotiation round and no commit-graph fetch to find out.
+    On, the same question decides whether the ref moves, so it is asked until answered."""
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src = source.repo_path("src.git")
+        c1 = g.commit(src, MAIN, {"a.txt": "1\n"})
+        g.commit(src, MAIN, {"a.txt": "2\n"})
+        g.set_ref(src, "refs/heads/topic", g.commit(src, MAIN, {"a.txt": "3\n"}))
+        assert sync(source, target).status == RunStatus.SUCCESS
+        g.commit(src, MAIN, {"a.txt": "4\n"})  # fast-forward
+        # topic is reset onto a side line: its old tip is in the source's history, but not below it
+        g.commit(src, "refs/heads/topic", {"b.txt": "side\n"}, parents=[c1])
+        source.clear_requests()
+        result = sync(source, target, options=MirrorOptions(keep_divergent_refs=keep))
+        labels = {r.ref: r.action for r in result.refs}
+        if keep:
+            assert labels == {MAIN: Action.UPDATE, "refs/heads/topic": Action.SKIP_DIVERGENT}
+            assert result.stats.transfer == "incremental+graph"
+            assert len(source.rpc_requests("git-upload-pack")) > 2
+        else:
+            assert labels == {MAIN: Action.UPDATE, "refs/heads/topic": Action.FORCE_UPDATE}
+            assert g.refs(target.repo_path("dst.git")) == g.refs(src)
+            assert result.stats.transfer == "incremental"
+            assert len(source.rpc_requests("git-upload-pack")) == 2  # ls-refs and the one fetch
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_a_moved_annotated_tag_is_labelled_from_the_target_listings_peeled_value(tmp_path: Path) -> None:
+    """The old tag object is on the target, not in the delta: its peeled value from `ls-refs peel`
+    shows the move is a fast-forward, with no fetch to find out."""
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src = source.repo_path("src.git")
+        g.commit(src, MAIN, {"a.txt": "1\n"})
+        g.tag(src, "v1", MAIN, annotated=True, message="first\n")
+        assert sync(source, target).status == RunStatus.SUCCESS
+        g.commit(src, MAIN, {"a.txt": "2\n"})
+        g.delete_ref(src, "refs/tags/v1")
+        g.tag(src, "v1", MAIN, annotated=True, message="moved\n")
+        source.clear_requests()
+        result = sync(source, target)
+        assert {r.ref: r.action for r in result.refs} == {MAIN: Action.UPDATE, "refs/tags/v1": Action.UPDATE}
+        assert result.stats.transfer == "incremental"
+        assert len(source.rpc_requests("git-upload-pack")) == 2
+        assert g.refs(target.repo_path("dst.git")) == g.refs(src)
+    finally:
+        source.stop()
+        target.stop()

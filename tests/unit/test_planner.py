@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from dulwich.refs import Ref, check_ref_format
 
 from gitmirror.mirror.planner import (
     batch_ref_updates,
@@ -48,6 +51,9 @@ class DagOracle:
                 seen.add(cur)
                 todo.extend(self.parents[cur])
         return False
+
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.is_ancestor(ancestor, descendant) is True
 
 
 ORACLE = DagOracle(PARENTS, TAGS)
@@ -254,3 +260,68 @@ def test_batches_put_conflicting_deletions_first_and_skip_divergent() -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError):
         batch_ref_updates([], None, batch_size=0)
+
+
+class DeltaOnly(DagOracle):
+    """An oracle whose full answer would cost a fetch: the planner must not ask it only to label."""
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        raise AssertionError(f"asked to fetch for {ancestor} -> {descendant}")
+
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return DagOracle.is_ancestor(self, ancestor, descendant) is True
+
+
+def test_without_keep_divergent_refs_updates_are_labelled_from_what_is_at_hand() -> None:
+    oracle = DeltaOnly(PARENTS, TAGS)
+    decisions = plan_ref_updates(
+        {MAIN: sha("c"), "refs/heads/side": sha("x"), "refs/tags/v": sha("t3")},
+        {MAIN: sha("a"), "refs/heads/side": sha("c"), "refs/tags/v": sha("t1")},
+        MAIN,
+        oracle,
+        FORCE,
+    )
+    assert {d.ref: d.action for d in decisions} == {
+        MAIN: Action.UPDATE,
+        "refs/heads/side": Action.FORCE_UPDATE,
+        "refs/tags/v": Action.UPDATE,
+    }
+
+
+def test_ref_name_check_agrees_with_git_check_ref_format_rules() -> None:
+    names = [
+        "refs/heads/main",
+        "refs/heads/a/b",
+        "refs/tags/v1.0",
+        "refs/heads/.hidden",
+        "refs/heads/a..b",
+        "refs/heads/a.lock",
+        "refs/heads/a.lock/b",
+        "refs/heads/x.locked",
+        "refs/heads/a/",
+        "refs/heads/a.",
+        "refs/heads//a",
+        "refs/heads/a@{1}",
+        "refs/heads/@",
+        "refs/heads/a b",
+        "refs/heads/a~1",
+        "refs/heads/a^",
+        "refs/heads/a:b",
+        "refs/heads/a?",
+        "refs/heads/a*",
+        "refs/heads/a[",
+        "refs/heads/a\\\\b",
+        "refs/heads/\\x7f",
+        "refs/heads/tab\\there",
+        "refs/tags/v1^{}",
+        "refs/heads/ünïcode",
+        "refs/heads/a/.b",
+    ]
+    rng = random.Random(13)
+    alphabet = "ab./@{}~^:?*[\\\\ \\x01\\x7fé-_lock"
+    names += [
+        "refs/heads/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)
+    ]
+    for name in names:
+        expected = check_ref_format(Ref(name.encode("utf-8", "surrogateescape")))
+        assert is_mirrorable_ref(name) is expected, name

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -20,6 +21,9 @@ from gitmirror_cli.output import EXIT_INTERRUPTED, CommandError
 
 if TYPE_CHECKING:
     from gitmirror.mirror.urls import RemoteURL
+
+# `gitmirror sync` gives up after this long, whatever the servers do (every network read is bounded by it)
+SYNC_DEADLINE_SECONDS = 4 * 3600.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,12 +97,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
         display = ProgressDisplay(sys.stderr, (source, target))
     try:
+        deadline = time.monotonic() + SYNC_DEADLINE_SECONDS
         result = sync_mirror(
             source,
             target,
             options,
             dry_run=args.dry_run,
             progress=display,
+            remaining_seconds=lambda: deadline - time.monotonic(),
             max_push_bytes=args.max_push_bytes,
             time_limit=args.time_limit,
         )

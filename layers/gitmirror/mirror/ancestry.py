@@ -7,14 +7,22 @@ once per commit per run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+import hashlib
+import os
+import zlib
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Protocol
 
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.objects import Commit, ObjectID, ShaFile, Tag
-from dulwich.pack import OFS_DELTA, REF_DELTA, PackData, apply_delta
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
+from dulwich.pack import OFS_DELTA, REF_DELTA, apply_delta
 
 _COMMIT, _TAG = Commit.type_num, Tag.type_num
+_TYPE_NAMES = {cls.type_num: cls.type_name for cls in (Commit, Tree, Blob, Tag)}
+_BLOCK = 256 * 1024  # reads and inflated pieces: what a blob costs in memory, whatever its size
+# A commit or tag larger than this is taken for damage (git's own are kilobytes).
+MAX_KEPT_OBJECT = 64 * 1024 * 1024
 
 
 class ObjectLookup(Protocol):
@@ -23,58 +31,162 @@ class ObjectLookup(Protocol):
     def __getitem__(self, sha: ObjectID, /) -> ShaFile: ...
 
 
-def commits_in_pack(file: IO[bytes]) -> dict[ObjectID, ShaFile] | None:
-    """The commits and tags of a pack by id, read in one pass without resolving trees or blobs.
+def commits_in_pack(file: IO[bytes]) -> PackCommits:
+    """The commits and tags of a pack by id, read in one pass; nothing else is kept.
 
-    Indexing a pack resolves and hashes every object; ancestry needs only commits (and tags, to peel),
-    so deltas are applied only along chains that end in one. None when a delta's base cannot be placed
-    (a ref-delta onto a tree or blob, which this pass does not hash, or onto a later object): index the
-    pack instead. ValueError when the pack is damaged.
+    Indexing a pack resolves and hashes every object, holding each whole in memory (a 1 GiB blob
+    takes 1 GiB). Ancestry needs only commits (and tags, to peel): every other object is inflated in
+    bounded pieces only to find where it ends, and deltas are applied only along chains that start
+    at a commit or a tag. A delta whose base is not placed (a ref-delta onto a tree or blob, which is
+    not hashed, or onto a later object) is skipped: were it a commit, the partial graph would not
+    know it and answer "unknown" there, never a wrong answer. ValueError when the pack is damaged.
     """
-    data = PackData("fetched.pack", DEFAULT_OBJECT_FORMAT, file=file)
-    damage: str | None = None
     try:
-        found = _scan_commits(data)
-    except Exception as exc:  # noqa: BLE001  (whatever a damaged pack makes the reader raise)
-        damage = f"{type(exc).__name__}: {exc}"
-        found = None
-    # closed only now: the failure's traceback, which holds views into the mapping, is gone
-    data.close()
-    if damage is not None:
-        raise ValueError(f"damaged pack ({damage})")
-    return found
+        return _scan_commits(_PackReader(file))
+    except ValueError:
+        raise
+    except (zlib.error, IndexError, KeyError, OverflowError, AssertionError) as exc:
+        raise ValueError(f"damaged pack ({type(exc).__name__}: {exc})") from None
 
 
-def _scan_commits(data: PackData) -> dict[ObjectID, ShaFile] | None:
-    found: dict[ObjectID, ShaFile] = {}
-    type_at: dict[int, int] = {}  # offset -> resolved type, for every object
-    content_at: dict[int, list[bytes]] = {}  # offset -> content, commits and tags only
+class PackCommits(Mapping[ObjectID, ShaFile]):
+    """Commits and tags by hex id, kept as their raw bytes and parsed when asked for."""
+
+    def __init__(self) -> None:
+        self._raw: dict[bytes, tuple[int, bytes]] = {}
+
+    def add(self, kind: int, raw: bytes) -> bytes:
+        oid = hashlib.sha1(_object_header(kind, len(raw)) + raw, usedforsecurity=False).hexdigest().encode()
+        self._raw[oid] = (kind, raw)
+        return oid
+
+    def __getitem__(self, oid: ObjectID, /) -> ShaFile:
+        kind, raw = self._raw[oid]
+        return ShaFile.from_raw_string(kind, raw, sha=oid)
+
+    def __iter__(self) -> Iterator[ObjectID]:
+        return iter(ObjectID(oid) for oid in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def _object_header(kind: int, size: int) -> bytes:
+    return b"%s %d\0" % (_TYPE_NAMES[kind], size)
+
+
+class _PackReader:
+    """Sequential reads of a pack file in bounded blocks (positional: the writer's offset is left alone)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._fd = file.fileno()
+        self._file_offset = 0  # where `_buf` starts in the file
+        self._buf = memoryview(b"")
+        self._pos = 0
+
+    @property
+    def offset(self) -> int:
+        return self._file_offset + self._pos
+
+    def _fill(self) -> memoryview:
+        if self._pos >= len(self._buf):
+            self._file_offset += len(self._buf)
+            self._buf = memoryview(os.pread(self._fd, _BLOCK, self._file_offset))
+            self._pos = 0
+            if not self._buf:
+                raise ValueError("damaged pack (truncated)")
+        return self._buf[self._pos :]
+
+    def read(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            view = self._fill()[: n - len(out)]
+            out += view
+            self._pos += len(view)
+        return bytes(out)
+
+    def byte(self) -> int:
+        value = self._fill()[0]
+        self._pos += 1
+        return value
+
+    def inflate(self, size: int, *, keep: bool) -> bytes:
+        """One zlib stream of `size` bytes inflated; the output is kept only when `keep` (else it is
+        produced in bounded pieces and dropped, to find where the stream ends)."""
+        if keep and size > MAX_KEPT_OBJECT:
+            raise ValueError(f"damaged pack (a commit or tag of {size:,} bytes)")
+        stream = zlib.decompressobj()
+        out = bytearray()
+        produced = 0
+        while not stream.eof:
+            view = self._fill()
+            piece = stream.decompress(view, _BLOCK)
+            # at the end of the stream, what follows it is in unused_data (unconsumed_tail may say
+            # the same bytes again); before, unconsumed_tail is what the output limit left unread
+            self._pos += len(view) - len(stream.unused_data if stream.eof else stream.unconsumed_tail)
+            produced += len(piece)
+            if produced > size:
+                raise ValueError("damaged pack (an object larger than its header says)")
+            if keep:
+                out += piece
+        if produced != size:
+            raise ValueError("damaged pack (an object smaller than its header says)")
+        return bytes(out)
+
+
+def _scan_commits(reader: _PackReader) -> PackCommits:
+    header = reader.read(12)
+    if header[:4] != b"PACK":
+        raise ValueError("damaged pack (no PACK header)")
+    count = int.from_bytes(header[8:12], "big")
+    found = PackCommits()
+    offsets = array("Q")  # every object's offset, ascending ...
+    kinds = array("B")  # ... and its resolved type (0: not placed)
+    content_at: dict[int, bytes] = {}  # offset -> raw content, commits and tags only
     offset_of: dict[bytes, int] = {}  # binary id -> offset, commits and tags only
-    for entry in data.iter_unpacked():
-        offset = entry.offset
-        assert offset is not None
-        kind = entry.pack_type_num
+    for _ in range(count):
+        offset = reader.offset
+        byte = reader.byte()
+        kind, size, shift = (byte >> 4) & 7, byte & 15, 4
+        while byte & 0x80:
+            byte = reader.byte()
+            size |= (byte & 0x7F) << shift
+            shift += 7
+        base: int | None = None
+        if kind == OFS_DELTA:
+            byte = reader.byte()
+            distance = byte & 0x7F
+            while byte & 0x80:
+                byte = reader.byte()
+                distance = ((distance + 1) << 7) | (byte & 0x7F)
+            base = offset - distance
+        elif kind == REF_DELTA:
+            base = offset_of.get(reader.read(20))
         if kind in (OFS_DELTA, REF_DELTA):
-            if kind == OFS_DELTA:
-                assert isinstance(entry.delta_base, int)
-                base: int | None = offset - entry.delta_base
-            else:
-                assert isinstance(entry.delta_base, bytes)
-                base = offset_of.get(entry.delta_base)
-            if base is None or base not in type_at:
-                return None  # a base not read (yet): only a full index can place it
-            kind = type_at[base]
-            if kind in (_COMMIT, _TAG):
-                chunks = apply_delta(content_at[base], entry.decomp_chunks)
+            resolved = _kind_at(offsets, kinds, base) if base is not None else 0
+            wanted = resolved in (_COMMIT, _TAG)
+            delta = reader.inflate(size, keep=wanted)
+            if wanted:
+                assert base is not None
+                raw = b"".join(apply_delta(content_at[base], delta))
+            kind = resolved
         else:
-            chunks = entry.decomp_chunks
-        type_at[offset] = kind
-        if kind in (_COMMIT, _TAG):
-            obj = ShaFile.from_raw_chunks(kind, chunks)
-            found[obj.id] = obj
-            content_at[offset] = chunks
-            offset_of[obj.sha().digest()] = offset
+            wanted = kind in (_COMMIT, _TAG)
+            raw = reader.inflate(size, keep=wanted)
+        offsets.append(offset)
+        kinds.append(kind)
+        if wanted:
+            oid = found.add(kind, raw)
+            content_at[offset] = raw
+            offset_of[bytes.fromhex(oid.decode())] = offset
     return found
+
+
+def _kind_at(offsets: array[int], kinds: array[int], offset: int) -> int:
+    i = bisect.bisect_left(offsets, offset)
+    if i == len(offsets) or offsets[i] != offset:
+        raise ValueError("damaged pack (a delta base that is not an object)")
+    return kinds[i]
 
 
 class CommitGraph:
@@ -172,6 +284,9 @@ class CommitGraph:
                     todo.append(parent)
         return None if reached_edge and not self.complete else False
 
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.is_ancestor(ancestor, descendant) is True
+
 
 class LayeredOracle:
     """Ask the partial graph first; load the whole commit graph only when it cannot answer.
@@ -184,7 +299,12 @@ class LayeredOracle:
         load_partial: Callable[[], CommitGraph],
         load_complete: Callable[[], CommitGraph],
         known_to_source: Callable[[], set[str] | None] = lambda: None,
+        target_peeled: Mapping[str, str] | None = None,
     ) -> None:
+        # annotated tag id -> the commit it peels to, from the target's listing: labels an updated
+        # tag whose old tag object the delta does not hold (the deletion rule never uses it, so a
+        # target-only tag the source lacks is still kept, as in Gitaly)
+        self._target_peeled = target_peeled or {}
         self._load_partial = load_partial
         self._load = load_complete
         self._known = known_to_source
@@ -213,3 +333,10 @@ class LayeredOracle:
         if self.complete is None:
             self.complete = self._load()
         return self.complete.is_ancestor(ancestor, descendant)
+
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """From the delta alone: a fast-forward's new commits are in it, down to the old tip."""
+        if self.partial is None:
+            self.partial = self._load_partial()
+        ancestor = self._target_peeled.get(ancestor, ancestor)
+        return self.partial.is_ancestor(ancestor, descendant) is True

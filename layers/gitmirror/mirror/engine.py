@@ -6,6 +6,7 @@ and turns what happened into a `SyncResult`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -31,8 +32,9 @@ from gitmirror.mirror.planner import (
 )
 from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
+from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import PackOverLimit
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
     MirrorOptions,
@@ -86,6 +88,8 @@ class _Run:
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
+        self.local = False  # both repositories on this machine: git pushes from one to the other
+        self.target_peeled: dict[str, str] = {}  # the target's annotated tag ids -> what they peel to
         self.max_push_bytes = max_push_bytes
         self.time_limit = time_limit
         self.started = time.monotonic()
@@ -106,6 +110,12 @@ class _Run:
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
+        if self.local:
+            assert self.source.url.local_path is not None
+            return self.target.push_from_local(
+                self.source.url.local_path,
+                {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
+            )
         outcome = self.target.push(
             repo,
             {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
@@ -158,7 +168,7 @@ class _Run:
                     action=Action.REJECTED,
                     old=decision.old,
                     new=decision.new,
-                    error=scrub(reason)[:_MAX_REASON],
+                    error=scrub(one_line(reason, _MAX_REASON)),
                     reason_code=rejection.code.value,
                     hint=rejection.hint,
                 )
@@ -194,9 +204,15 @@ def sync_mirror(
     started = time.monotonic()
     if mode not in ("incremental", "full"):
         raise ValueError(f"unknown transfer mode {mode!r}")
+    # every network read of the run ends by the time the caller gave it (a dripping server included)
+    deadline = Deadline(remaining_seconds()) if remaining_seconds is not None else None
+    source.deadline = target.deadline = deadline
     # one thread for the network waits that overlap (the target's listing, the negotiation round);
     # joined when the run ends
-    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background:
+    with (
+        deadline if deadline is not None else contextlib.nullcontext(),
+        futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background,
+    ):
         run = _Run(
             source,
             target,
@@ -228,6 +244,9 @@ def sync_mirror(
             target_refs = scoped_refs(dst.refs, options)
             default_branch = src.head if src.head in src.refs else None
             if source_refs != target_refs:  # equal in scope: nothing to create, update or delete
+                run.target_peeled = {
+                    dst.refs[ref]: peeled for ref, peeled in dst.peeled.items() if ref in dst.refs
+                }
                 transfer = _transfer(run, src.refs, dst.refs, default_branch, workdir_parent, skipped)
         except MirrorError as exc:
             error = exc.message
@@ -311,24 +330,28 @@ def failed_result(message: str, kind: str | None = None) -> SyncResult:
 
 
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
-    """The delta's commits for the partial graph: scanned from the pack file, indexed if need be."""
+    """The delta's commits for the partial graph, scanned from the pack file (never indexed for this:
+    indexing holds each object whole in memory, a large blob included)."""
     if fetched.empty:
         return {}
     try:
-        if not fetched.indexed:
-            found = commits_in_pack(fetched.file)
-            if found is not None:
-                return found
-        return fetched.index().object_store
+        if fetched.indexed:
+            return fetched.repo.object_store
+        return commits_in_pack(fetched.file)
     except (OSError, ValueError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
-        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {one_line(exc, 120)}") from None
 
 
-def _tips_to_place(source: dict[str, str], target: dict[str, str]) -> bool:
-    """Whether the planner may ask about a target tip that is not also a source tip (updated or
-    target-only refs; both maps in scope); a target tip equal to a source tip is known to the source."""
+def _tips_to_place(source: dict[str, str], target: dict[str, str], keep_divergent_refs: bool) -> bool:
+    """Whether the planner may ask about a target tip that is not also a source tip (both maps in
+    scope): the old tips of updated refs with keep-divergent-refs on, else those of target-only refs
+    (the deletion rule). A target tip equal to a source tip is known to the source."""
     tips = set(source.values())
-    return any(source.get(ref) != sha and sha not in tips for ref, sha in target.items())
+    return any(
+        sha not in tips and (ref in source if keep_divergent_refs else ref not in source)
+        for ref, sha in target.items()
+        if source.get(ref) != sha
+    )
 
 
 def _haves(target_refs: dict[str, str], source_refs: dict[str, str], default_branch: str | None) -> list[str]:
@@ -360,6 +383,8 @@ def _transfer(
     supports partial clone, else a full one).
     full: fetch everything, push what the target's advertisement says it lacks.
     """
+    if run.target.can_push_locally_from(run.source):
+        return _local_transfer(run, source_refs, target_refs, default_branch, skipped)
     in_scope = scoped_refs(source_refs, run.options)
     wants = set(in_scope.values())
     if default_branch is not None:
@@ -389,7 +414,9 @@ def _transfer(
                 # while the pack downloads, so the answer is there if the planner needs it.
                 negotiation = (
                     run.background.submit(ask_source)
-                    if _tips_to_place(in_scope, scoped_refs(target_refs, run.options))
+                    if _tips_to_place(
+                        in_scope, scoped_refs(target_refs, run.options), run.options.keep_divergent_refs
+                    )
                     else None
                 )
                 try:
@@ -410,25 +437,55 @@ def _transfer(
                     lambda: fetch_commit_graph(run, workdir, repos, wants),
                     # not asked in advance: ask now (one round), should the planner need it after all
                     negotiation.result if negotiation is not None else ask_source,
+                    run.target_peeled,
                 )
                 mode = "incremental" if haves else "full"
-            run.report("planning")
-            decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
+            _plan_and_push(run, store, source_refs, target_refs, default_branch, oracle, skipped)
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
                 mode += "+graph"
-            skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
-            batches = batch_ref_updates(decisions, default_branch, run.batch_size)
-            for index, batch in enumerate(batches):
-                if run.time_up():
-                    run.remaining.extend(d.ref for later in batches[index:] for d in later)
-                    break
-                run.report("pushing", len(batches) - index)
-                run.push(store, batch)
-            if batches:
-                run.report("pushing")
         finally:
             if run.fetched is not None:
                 run.fetched.discard()
             for repo in repos:
                 repo.close()
     return mode
+
+
+def _local_transfer(
+    run: _Run,
+    source_refs: dict[str, str],
+    target_refs: dict[str, str],
+    default_branch: str | None,
+    skipped: list[RefUpdate],
+) -> str:
+    """Both repositories are on this machine: ancestry is read from the source repository itself (a
+    target tip it lacks is in none of its histories), and git pushes the planned updates across."""
+    assert run.source.url.local_path is not None
+    run.local = True
+    with Repo(run.source.url.local_path) as repo:
+        oracle = CommitGraph(repo.object_store)
+        _plan_and_push(run, repo, source_refs, target_refs, default_branch, oracle, skipped)
+    return "local"
+
+
+def _plan_and_push(
+    run: _Run,
+    store: Repo,
+    source_refs: dict[str, str],
+    target_refs: dict[str, str],
+    default_branch: str | None,
+    oracle: AncestryOracle,
+    skipped: list[RefUpdate],
+) -> None:
+    run.report("planning")
+    decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
+    skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
+    batches = batch_ref_updates(decisions, default_branch, run.batch_size)
+    for index, batch in enumerate(batches):
+        if run.time_up():
+            run.remaining.extend(d.ref for later in batches[index:] for d in later)
+            break
+        run.report("pushing", len(batches) - index)
+        run.push(store, batch)
+    if batches:
+        run.report("pushing")

@@ -6,8 +6,8 @@ Pure: no I/O, no git. This is GitLab's push-mirror contract (Gitaly's UpdateRemo
 |---------|---------|--------------------------------------|-----------------------------------------|
 | X       | absent  | create                               | create                                  |
 | X       | X       | nothing                              | nothing                                 |
-| X       | Y       | update (ff) / force_update           | update if Y is an ancestor of X,        |
-|         |         |                                      | else skip_divergent                     |
+| X       | Y       | update when the delta proves a       | update if Y is an ancestor of X,        |
+|         |         | fast-forward, else force_update      | else skip_divergent                     |
 | absent  | Y       | delete if Y is merged into the       | nothing                                 |
 |         |         | source's default branch, else keep   |                                         |
 
@@ -21,8 +21,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from dulwich.refs import Ref, check_ref_format
-
 from gitmirror.values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
 
 # CodeCommit accepts at most 4,000 ref updates per push; GitHub documents no limit but large pushes
@@ -32,16 +30,24 @@ DEFAULT_BATCH_SIZE = 1000
 
 class AncestryOracle(Protocol):
     def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
-        """True when `ancestor` (peeled) is reachable from `descendant` (peeled); None when unknown."""
+        """True when `ancestor` (peeled) is reachable from `descendant` (peeled); None when unknown.
+        May fetch what it needs to know."""
+
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when what is already at hand (the delta) proves it; never fetches anything."""
+
+
+# git-check-ref-format's rules (as dulwich's check_ref_format implements them) in one pattern: a
+# control character, space, ~ ^ : ? * [ or \, "..", "@{", an empty component, a component starting
+# with "." or ending in ".lock", or a trailing "/" or ".". One scan per name: listings hold 500,000.
+_BAD_REF_NAME = re.compile(r"[\x00-\x1f\x7f ~^:?*\[\\]|\.\.|@\{|//|(?:^|/)\.|\.lock(?:/|$)|[/.]$|^/")
 
 
 def is_mirrorable_ref(name: str) -> bool:
     """Branches and tags with well-formed names; never HEAD, peeled entries or other namespaces."""
     if not (name.startswith(BRANCH_PREFIX) or name.startswith(TAG_PREFIX)):
         return False
-    if name.endswith("^{}"):
-        return False
-    return check_ref_format(Ref(name.encode("utf-8", "surrogateescape")))
+    return _BAD_REF_NAME.search(name) is None
 
 
 def compile_branch_matcher(options: MirrorOptions) -> re.Pattern[str] | None:
@@ -89,12 +95,14 @@ def plan_ref_updates(
             decisions.append(RefUpdate(ref=ref, action=Action.CREATE, new=new))
         elif old == new:
             continue
+        elif not options.keep_divergent_refs:
+            # The ref moves either way; ancestry only labels it, so nothing is fetched to find out.
+            label = Action.UPDATE if oracle.proves_ancestor(old, new) else Action.FORCE_UPDATE
+            decisions.append(RefUpdate(ref=ref, action=label, old=old, new=new))
         elif oracle.is_ancestor(old, new):
             decisions.append(RefUpdate(ref=ref, action=Action.UPDATE, old=old, new=new))
-        elif options.keep_divergent_refs:
-            decisions.append(RefUpdate(ref=ref, action=Action.SKIP_DIVERGENT, old=old, new=new))
         else:
-            decisions.append(RefUpdate(ref=ref, action=Action.FORCE_UPDATE, old=old, new=new))
+            decisions.append(RefUpdate(ref=ref, action=Action.SKIP_DIVERGENT, old=old, new=new))
 
     default_tip = source_refs.get(default_branch) if default_branch else None
     for ref, old in sorted(target.items()):

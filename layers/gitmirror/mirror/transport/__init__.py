@@ -2,12 +2,22 @@
 
 `remote` holds the operations (list, fetch, push) on one side of a mirror; `http_client` is dulwich's
 HTTP client subclassed for a mirror service; `fetched_pack` the life of a downloaded pack; `classify`
-turns dulwich/urllib3 failures into `gitmirror.errors`; `stats` counts the bytes.
+turns dulwich/urllib3 failures into `gitmirror.errors`; `stats` counts the bytes; `deadline` bounds
+every network read of a run in wall-clock time.
 """
 
 from gitmirror.mirror.transport.classify import classify_error
+from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
 from gitmirror.mirror.transport.remote import PushOutcome, RefListing, Remote
 from gitmirror.mirror.transport.stats import TransferStats
 
-__all__ = ["FetchedPack", "PushOutcome", "RefListing", "Remote", "TransferStats", "classify_error"]
+__all__ = [
+    "Deadline",
+    "FetchedPack",
+    "PushOutcome",
+    "RefListing",
+    "Remote",
+    "TransferStats",
+    "classify_error",
+]

@@ -9,7 +9,14 @@ import urllib3
 from dulwich.client import HTTPUnauthorized
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
-from gitmirror.errors import AuthError, MirrorError, ProtocolFailure, RepositoryNotFound, TransientError
+from gitmirror.errors import (
+    AuthError,
+    MirrorError,
+    ProtocolFailure,
+    RepositoryNotFound,
+    TimedOut,
+    TransientError,
+)
 from gitmirror.scrub import one_line, scrub
 
 if TYPE_CHECKING:
@@ -28,7 +35,13 @@ class mapped_errors:
         return None
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or isinstance(exc, MirrorError) or not isinstance(exc, Exception):
+        if exc is None or not isinstance(exc, Exception):
+            return
+        deadline = self.remote.deadline
+        if deadline is not None and deadline.passed() and not isinstance(exc, TimedOut):
+            # the deadline shut the connection down: whatever broke next is the timeout's doing
+            raise deadline.error(scrub(self.remote.url.url)) from None
+        if isinstance(exc, MirrorError):
             return
         raise classify_error(exc, self.remote.url.url) from None
 

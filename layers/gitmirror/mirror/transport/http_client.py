@@ -7,6 +7,7 @@ without `done` that dulwich does not offer).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,123 @@ from dulwich.protocol import Protocol, pkt_line
 from gitmirror.errors import ProtocolFailure
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
 from gitmirror.mirror.transport.stats import TransferStats
-from gitmirror.scrub import scrub
+from gitmirror.scrub import one_line, scrub
 
 if TYPE_CHECKING:
     from gitmirror.mirror.transport.remote import Remote
 
 USER_AGENT = "git/2.39.0 (gitmirror)"
+# Caps on one ref listing (an `info/refs` advertisement or an `ls-refs` answer), enforced while it is
+# read so that a flood is refused before it is parsed whole.
+MAX_LISTING_BYTES = 64 * 1024 * 1024
+MAX_REFS = 500_000
+_READ_BLOCK = 64 * 1024
+
+
+_LS_REFS = pkt_line(b"command=ls-refs\n")
+_OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256, lower-case hex
+
+
+def valid_object_id(raw: bytes, ref: bytes, where: str) -> str:
+    if _OBJECT_ID.fullmatch(raw) is None:
+        name = raw_ref_name(ref)
+        raise ProtocolFailure(
+            f"{where} advertised an invalid object id for {one_line(name, 200)!r}: "
+            f"{one_line(raw.decode('ascii', 'backslashreplace'), 80)!r} is not a hexadecimal SHA"
+        )
+    return raw.decode("ascii")
+
+
+def raw_ref_name(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+class V2Listing:
+    """A protocol-v2 `ls-refs` answer parsed line by line into str maps, as the engine uses them.
+
+    dulwich would first build a map of bytes (what it read) that the caller then converts: two copies
+    of a listing that may hold 500,000 refs. Lines are `oid name [symref-target:T] [peeled:P]`.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.refs: dict[str, str] = {}  # unborn refs and symbolic refs (but HEAD) are left out
+        self.symrefs: dict[str, str] = {}
+        self.peeled: dict[str, str] = {}
+
+    def read(self, proto: Protocol) -> None:
+        for pkt in proto.read_pkt_seq():
+            parts = pkt.rstrip(b"\n").split(b" ")
+            if parts[0] == b"ERR":
+                raise GitProtocolError(b" ".join(parts[1:]).decode("utf-8", "replace"))
+            if len(parts) < 2:
+                raise ProtocolFailure(f"{self.where} sent a malformed ref listing line")
+            name = raw_ref_name(parts[1])
+            for attribute in parts[2:]:
+                if attribute.startswith(b"symref-target:"):
+                    self.symrefs[name] = raw_ref_name(attribute[14:])
+                elif attribute.startswith(b"peeled:"):
+                    self.peeled[name] = valid_object_id(attribute[7:], parts[1], self.where)
+            if parts[0] == b"unborn" or (name in self.symrefs and name != "HEAD"):
+                continue
+            self.refs[name] = valid_object_id(parts[0], parts[1], self.where)
+            if len(self.refs) > MAX_REFS:
+                raise ProtocolFailure(f"{self.where} advertised more than {MAX_REFS:,} refs")
+
+
+def _flush_only() -> Callable[[int], bytes]:
+    rest = bytearray(b"0000")
+
+    def read(n: int) -> bytes:
+        out = bytes(rest[:n])
+        del rest[:n]
+        return out
+
+    return read
+
+
+class ListingGuard:
+    """Counts a listing's bytes and pkt-lines as they arrive (pkt-lines are at most 65,535 bytes by
+    their 4-hex-digit length, so the line count bounds what one line can add)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.size = 0
+        self.lines = 0
+        self._left = 0  # payload bytes of the current pkt-line still to come
+        self._length = b""  # a length prefix split across reads
+        self._framed = True  # False once the framing is broken: dulwich reports that itself
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > MAX_LISTING_BYTES:
+            raise ProtocolFailure(
+                f"{self.where} sent a ref listing larger than {MAX_LISTING_BYTES / (1024 * 1024):g} MiB"
+            )
+        pos = 0
+        while self._framed and pos < len(chunk):
+            if self._left:
+                step = min(self._left, len(chunk) - pos)
+                self._left -= step
+                pos += step
+                continue
+            take = 4 - len(self._length)
+            self._length += chunk[pos : pos + take]
+            pos += take
+            if len(self._length) < 4:
+                break
+            try:
+                length = int(self._length, 16)
+            except ValueError:
+                self._framed = False
+                break
+            self._length = b""
+            if length >= 4:
+                self._left = length - 4
+                self.lines += 1
+                # a v0 advertisement gives a peeled tag a line of its own: twice the refs at most
+                if self.lines > 2 * MAX_REFS + 64:
+                    raise ProtocolFailure(f"{self.where} advertised more than {MAX_REFS:,} refs")
 
 
 @dataclass
@@ -61,6 +173,8 @@ class MirrorHttpClient(Urllib3HttpGitClient):
         self._stats = stats
         self._owner = owner
         self.raw_pack: FetchedPack | None = None
+        # set to read a protocol-v2 `ls-refs` answer straight into the engine's form (see V2Listing)
+        self.listing: V2Listing | None = None
         # set for operations that need the capabilities only: reuse the run's first advertisement
         self.reuse_discovery = False
         super().__init__(base_url, **kwargs)
@@ -104,6 +218,10 @@ class MirrorHttpClient(Urllib3HttpGitClient):
             if isinstance(data, bytes):
                 data = iter([data])
             data = self._with_raw_pack(data)
+        if self.listing is not None and isinstance(data, bytes) and data.startswith(_LS_REFS):
+            resp, read = super()._smart_request(service, url, data)
+            self.listing.read(Protocol(read, lambda _data: None))
+            return resp, _flush_only()  # dulwich parses an empty listing: the refs are in `listing`
         return super()._smart_request(service, url, data)
 
     def _with_raw_pack(self, data: Iterator[bytes]) -> Iterator[bytes]:
@@ -176,9 +294,27 @@ class MirrorHttpClient(Urllib3HttpGitClient):
                     f"(the server answered {content_type or 'without a content type'}, not smart HTTP)"
                 )
 
+        listing = "/info/refs?service=" in url or (
+            isinstance(data, bytes) and b"command=ls-refs" in data[:64]
+        )
+        guard = ListingGuard(scrub(url.split("/info/refs")[0])) if listing else None
+
+        # dulwich reads each pkt-line in two small reads, and one urllib3 read costs tens of
+        # microseconds: take what the connection has (read1) and serve the small reads from it
+        read_some = getattr(resp, "read1", read)
+        buffered = bytearray()
+
         def counting_read(n: int) -> bytes:
-            chunk = read(n)
-            stats.received(len(chunk))
-            return chunk
+            while len(buffered) < n:
+                chunk = read_some(max(_READ_BLOCK, n - len(buffered)))
+                if not chunk:
+                    break
+                stats.received(len(chunk))
+                if guard is not None:
+                    guard.feed(chunk)
+                buffered.extend(chunk)
+            out = bytes(buffered[:n])
+            del buffered[:n]
+            return out
 
         return resp, counting_read

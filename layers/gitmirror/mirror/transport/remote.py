@@ -1,6 +1,7 @@
 """The operations on one side of a mirror: list its refs, fetch from it, push to it.
 
-Git protocol work is dulwich's (`get_refs`, `fetch_pack`, `send_pack` with their callbacks). This module
+Git protocol work is dulwich's (`fetch_pack`, `send_pack` with their callbacks, its listing), or git's
+own between two local repositories (`local`). This module
 adds what a mirror service needs around it: explicit credentials per operation, timeouts, the network
 policy, and errors mapped to `gitmirror.errors`.
 """
@@ -25,8 +26,18 @@ from dulwich.repo import Repo
 from gitmirror.errors import ProtocolFailure, PushTooLarge, RepositoryNotFound, UsageError
 from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
+from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import FetchedPack
-from gitmirror.mirror.transport.http_client import USER_AGENT, Discovery, MirrorHttpClient
+from gitmirror.mirror.transport.http_client import (
+    MAX_REFS,
+    USER_AGENT,
+    Discovery,
+    MirrorHttpClient,
+    V2Listing,
+    raw_ref_name,
+    valid_object_id,
+)
+from gitmirror.mirror.transport.local import git_available, index_with_git, push_between
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
 from gitmirror.scrub import one_line, scrub
@@ -35,24 +46,6 @@ from gitmirror.values import ZERO_SHA
 _MAX_REMOTE_MESSAGES = 8192
 # What a mirror reads of a listing: HEAD (the default branch), branches and tags.
 LISTED_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
-
-
-# A listing longer than this is refused (the answer would not fit the worker's memory budget).
-MAX_REFS = 500_000
-_OBJECT_ID = re.compile(rb"[0-9a-f]{40}|[0-9a-f]{64}")
-
-
-def _ref_name(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _object_id(raw: bytes, ref: bytes, where: str) -> str:
-    if _OBJECT_ID.fullmatch(raw) is None:
-        raise ProtocolFailure(
-            f"{where} advertised an invalid object id for {one_line(_ref_name(ref), 200)!r}: "
-            f"{one_line(raw.decode('ascii', 'backslashreplace'), 80)!r} is not a hexadecimal SHA"
-        )
-    return raw.decode("ascii")
 
 
 # git's receive.maxInputSize ("pack exceeds maximum allowed size", also GitHub's words), and the
@@ -140,6 +133,7 @@ class Remote:
         self._policy = policy
         self._messages = bytearray()
         self.discovery: Discovery | None = None
+        self.deadline: Deadline | None = None  # the run's, set by the engine for the run's duration
 
     def __repr__(self) -> str:
         return f"Remote({self.url.url!r})"
@@ -160,12 +154,22 @@ class Remote:
             if not os.path.isdir(self.url.local_path):
                 raise RepositoryNotFound(f"repository not found: {self.url.local_path} does not exist")
             return client, self.url.local_path.encode()
+        timeout = self._timeout
+        if self.deadline is not None:
+            self.deadline.check(scrub(self.url.url))
+            left = max(0.1, self.deadline.remaining())
+            timeout = urllib3.Timeout(
+                connect=min(left, self._timeout.connect_timeout or left),
+                read=min(left, self._timeout.read_timeout or left),
+            )
         creds = self.credentials.credentials_for(self.url)
         pool = urllib3.PoolManager(
             headers={"User-Agent": USER_AGENT},
-            timeout=self._timeout,
+            timeout=timeout,
             retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, raise_on_redirect=False),
         )
+        if self.deadline is not None:
+            pool.pool_classes_by_scheme = self.deadline.pool_classes()
         http = MirrorHttpClient(
             self.url.url,
             self.stats,
@@ -205,28 +209,35 @@ class Remote:
         never mirrored; pushing to one writes its referent) and reported in `symrefs`. Under protocol v0
         only HEAD's target is advertised, so a symbolic branch or tag there looks like a real one."""
         client, path = self._client()
+        where = scrub(self.url.url)
         with mapped_errors(self):
             if isinstance(client, MirrorHttpClient):
+                client.listing = V2Listing(where)
                 raw, _caps, _url, raw_symrefs, raw_peeled = client._discover_references(
                     b"git-upload-pack", client._get_url(path), ref_prefix=LISTED_PREFIXES
                 )
+                if client.protocol_version == 2:
+                    v2 = client.listing
+                    return RefListing(v2.refs, v2.symrefs.get("HEAD"), v2.symrefs, v2.peeled)
             else:
                 # read from the repository itself: dulwich's `git upload-pack` subprocess speaks v0 only
                 result = LocalGitClient().get_refs(path)
                 raw, raw_symrefs, raw_peeled = result.refs, result.symrefs, {}
-        where = scrub(self.url.url)
         if len(raw) > MAX_REFS:
             raise ProtocolFailure(f"{where} advertised {len(raw):,} refs; at most {MAX_REFS:,} are supported")
-        symrefs = {_ref_name(k): _ref_name(v) for k, v in raw_symrefs.items()}
-        refs = {
-            name: _object_id(v, k, where)
-            for k, v in raw.items()
-            if v is not None
-            and v != ZERO_SHA.encode()
-            and ((name := _ref_name(k)) == "HEAD" or (name.startswith("refs/") and name not in symrefs))
-        }
+        symrefs = {raw_ref_name(k): raw_ref_name(v) for k, v in raw_symrefs.items()}
+        refs: dict[str, str] = {}
+        while raw:  # emptied as it is converted: a large listing is not held twice
+            k, v = raw.popitem()
+            name = raw_ref_name(k)
+            if v is None or v == ZERO_SHA.encode() or (name in symrefs and name != "HEAD"):
+                continue
+            if name == "HEAD" or name.startswith("refs/"):
+                refs[name] = valid_object_id(v, k, where)
         peeled = {
-            _ref_name(k): _object_id(v, k, where) for k, v in raw_peeled.items() if _ref_name(k) in refs
+            raw_ref_name(k): valid_object_id(v, k, where)
+            for k, v in raw_peeled.items()
+            if raw_ref_name(k) in refs
         }
         return RefListing(refs=refs, head=symrefs.get("HEAD"), symrefs=symrefs, peeled=peeled)
 
@@ -295,11 +306,29 @@ class Remote:
                         # the refs were listed already: have protocol v2's ls-refs send only HEAD
                         ref_prefix=[b"HEAD"],
                     )
-            fetched.finish()
+                    fetched.finish()
+            else:
+                fetched.finish()
         except BaseException:
             fetched.discard()
             raise
         return fetched
+
+    def can_push_locally_from(self, source: Remote) -> bool:
+        """Both repositories on this machine, and git here to move the objects between them."""
+        return self.url.is_local and source.url.is_local and git_available()
+
+    def push_from_local(
+        self, source_path: str, updates: Mapping[str, tuple[str | None, str | None]]
+    ) -> PushOutcome:
+        """Like `push`, into a local target from a local repository: git pushes from one to the other."""
+        assert self.url.local_path is not None
+        if self._policy is not None:
+            self._policy.check_url(self.url)
+        result = push_between(source_path, self.url.local_path, updates, self.deadline)
+        self._messages = bytearray(result.remote_messages)
+        status = {ref: scrub(reason) if reason else None for ref, reason in result.status.items()}
+        return PushOutcome(status=status, remote_messages=self.remote_messages())
 
     def push(
         self,
@@ -319,6 +348,12 @@ class Remote:
         Like `git push --force-with-lease`: a ref whose current value on the server is not the expected
         old value is not pushed and is reported as stale, so a concurrent change is never overwritten.
         """
+        if fetched is not None and self.url.is_local and git_available():
+            # a local target: git indexes the pack (in C, streaming) and pushes it across
+            assert self.url.local_path is not None
+            if send_objects and not fetched.empty:
+                index_with_git(fetched, self.url.local_path, self.deadline)
+            return self.push_from_local(fetched.repo.path, updates)
         stale: dict[str, str | None] = {}
         self._messages.clear()
 

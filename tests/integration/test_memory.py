@@ -1,0 +1,75 @@
+"""Peak memory of `gitmirror sync` does not grow with the largest object (sizes scaled down from the
+bench's 1 GiB blob: the point is the difference between two sizes, not a speed or memory target)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GitServers
+from tests.integration.test_cli_sync import GITMIRROR
+from tests.support import gitrepo as g
+
+MAIN = "refs/heads/main"
+MIB = 1024 * 1024
+
+
+# Measured from a small launcher: a child's peak RSS counts the memory of the process it was forked
+# from (Linux keeps the pre-exec high-water mark), and pytest's process is large.
+LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def peak_rss_mib(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, object]]:
+    """Run the command; its peak resident set in MiB and its JSON output."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    payload = json.loads(proc.stdout)
+    assert proc.returncode == 0, payload
+    return int(proc.stderr.strip().splitlines()[-1]) / 1024, payload  # ru_maxrss: KiB on Linux
+
+
+def compressible(size: int, seed: int) -> bytes:
+    block = os.urandom(4096) + bytes([seed]) * 4096  # compresses well, differs between blobs
+    return (block * (size // len(block) + 1))[:size]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target_kind", ["http", "local path"])
+def test_peak_rss_of_an_incremental_sync_does_not_grow_with_the_largest_blob(
+    git_servers: GitServers, sync_env: dict[str, str], tmp_path: Path, target_kind: str
+) -> None:
+    src = git_servers.source_path
+    g.commit(src, MAIN, {"README": "start\n"})
+    g.commit(src, "refs/heads/topic", {"t": "t\n"})
+    target = git_servers.target_path if target_kind == "http" else g.init_bare(tmp_path / "local-dst.git")
+    target_url = git_servers.target_url if target_kind == "http" else str(target)
+    command = [GITMIRROR, "sync", "--json", git_servers.source_url, target_url]
+    peak_rss_mib(command, sync_env)  # the cold mirror
+    peaks = {}
+    for size in (8 * MIB, 96 * MIB):
+        g.commit(src, MAIN, {f"blob-{size}.bin": compressible(size, size // MIB)})
+        merge = [g.rev_parse(src, "refs/heads/topic") or "", g.rev_parse(src, MAIN) or ""]
+        g.commit(src, "refs/heads/topic", {"t": f"{size}\n"}, parents=merge)
+        peak, payload = peak_rss_mib(command, sync_env)
+        assert payload["status"] == "success"
+        # both refs move: their labels come from reading the delta's commits past the blob
+        assert {r["ref"]: r["action"] for r in payload["refs"]} == {
+            MAIN: "update",
+            "refs/heads/topic": "update",
+        }
+        peaks[size] = peak
+    assert g.refs(target) == g.refs(src)
+    g.git(target, "fsck", "--full")
+    assert peaks[96 * MIB] - peaks[8 * MIB] < 24, peaks  # 88 MiB more blob, (almost) no more memory
+    assert peaks[96 * MIB] < 150, peaks
