@@ -74,6 +74,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             keep_divergent_refs=args.keep_divergent_refs,
             branch_filters=tuple(args.branch_filter or ()),
             branch_regex=args.branch_regex,
+            lfs=not args.no_lfs,
         )
     except ValueError as exc:
         flag = "--branch-regex" if "regex" in str(exc) else "--branch-filter"
@@ -132,10 +133,10 @@ def _sync_remote(value: str, name: str) -> RemoteURL:
 
 
 def sync_json(result: SyncResult) -> dict[str, object]:
-    """The `--json` contract: status, divergent_refs, refs, error; a failed run's reason_code and hint;
+    """The `--json` contract: status, divergent_refs, refs, error, lfs; a failed run's reason_code and hint;
     `"dry_run": true` for a dry run."""
     data = result.to_dict()
-    payload = {key: data[key] for key in ("status", "divergent_refs", "refs", "error")}
+    payload = {key: data[key] for key in ("status", "divergent_refs", "refs", "error", "lfs")}
     if result.reason_code is not None:
         payload.update(reason_code=result.reason_code, hint=result.hint)
     if result.dry_run:
@@ -167,6 +168,10 @@ def format_summary(result: SyncResult, source: str, target: str) -> str:
             "  Some refs have diverged and have not been updated on the remote: "
             + ", ".join(result.divergent_refs)
         )
+    if result.lfs.objects:
+        lines.append(f"  LFS: {result.lfs.objects} objects copied ({result.lfs.bytes} bytes)")
+    if result.lfs.error:
+        lines.append(f"  LFS error: {result.lfs.error}")
     if result.error:
         lines.append(f"  error: {result.error}")
         if result.hint:
@@ -234,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="mirror only branches whose short name matches; '*' matches anything (repeatable)",
     )
     sync.add_argument("--branch-regex", metavar="REGEX", help="mirror only branches fully matching REGEX")
+    sync.add_argument(
+        "--no-lfs",
+        action="store_true",
+        help="do not copy Git LFS objects (only the pointer files are pushed)",
+    )
     sync.add_argument(
         "--dry-run",
         action="store_true",

@@ -155,9 +155,18 @@ class Stack:
 
 
 @contextlib.contextmanager
-def local_stack(*, sample: str = "auto", port: int = 0, log_level: str | None = None) -> Iterator[Stack]:
+def local_stack(
+    *,
+    sample: str = "auto",
+    port: int = 0,
+    log_level: str | None = None,
+    lfs: bool = False,
+    prefix: str = "gitmirror-local",
+) -> Iterator[Stack]:
     """Start everything; on exit stop every process and thread it started and remove its files.
-    `log_level` sets the functions' POWERTOOLS_LOG_LEVEL (default: the environment's, else WARNING)."""
+    `log_level` sets the functions' POWERTOOLS_LOG_LEVEL (default: the environment's, else WARNING).
+    `lfs`: both git servers serve Git LFS too (giftless, see gitmirror_dev.lfsmount). `prefix` names the
+    tables and queues (moto keeps one state per process: a second stack in a process needs its own)."""
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     workdir = Path(tempfile.mkdtemp(prefix="gitmirror-local-"))
     saved_env = dict(os.environ)
@@ -165,10 +174,10 @@ def local_stack(*, sample: str = "auto", port: int = 0, log_level: str | None = 
     try:
         with (
             moto_server() as endpoint,
-            GitHTTPServer(workdir / "upstream-host", SOURCE_USER, source_token) as source,
-            GitHTTPServer(workdir / "downstream-host", TARGET_USER, target_token) as target,
+            GitHTTPServer(workdir / "upstream-host", SOURCE_USER, source_token, lfs=lfs) as source,
+            GitHTTPServer(workdir / "downstream-host", TARGET_USER, target_token, lfs=lfs) as target,
         ):
-            os.environ.update(local_environment(endpoint, "gitmirror-local"))
+            os.environ.update(local_environment(endpoint, prefix))
             os.environ["RETRY_BASE_SECONDS"] = "1"
             if log_level:
                 os.environ["POWERTOOLS_LOG_LEVEL"] = log_level

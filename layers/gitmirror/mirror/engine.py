@@ -20,6 +20,8 @@ from dulwich.repo import Repo
 
 from gitmirror.errors import MirrorError, ProtocolFailure, TimedOut
 from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle, ObjectLookup, commits_in_pack
+from gitmirror.mirror.lfs import sync as lfs
+from gitmirror.mirror.lfs.follow import PointerFollower
 from gitmirror.mirror.planner import (
     DEFAULT_BATCH_SIZE,
     AncestryOracle,
@@ -34,6 +36,7 @@ from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
+    LfsStats,
     MirrorOptions,
     RefUpdate,
     RunStatus,
@@ -71,12 +74,14 @@ class _Run:
         self.pushing = False  # a failure now is the target's answer to a push: its side-band says why
         self.background = background  # network waits that overlap (a listing, the negotiation round)
         self.fetched: FetchedPack | None = None
+        self.pointer_scan: PointerFollower | None = None
         self.source = source
         self.target = target
         self.options = options
         self.batch_size = batch_size
         self.remaining_seconds = remaining_seconds
         self.done: list[RefUpdate] = []
+        self.lfs = LfsStats()
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
@@ -219,7 +224,7 @@ def sync_mirror(
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
         status = RunStatus.FAILED
-    elif any(r.action in (Action.SKIP_DIVERGENT, Action.REJECTED) for r in result_refs):
+    elif run.lfs.error or any(r.action in (Action.SKIP_DIVERGENT, Action.REJECTED) for r in result_refs):
         status = RunStatus.PARTIAL
     else:
         status = RunStatus.SUCCESS
@@ -240,6 +245,7 @@ def sync_mirror(
             duration_seconds=round(time.monotonic() - started, 3),
             transfer=transfer,
         ),
+        lfs=run.lfs,
     )
 
 
@@ -266,6 +272,22 @@ def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
         return commits_in_pack(fetched.file)
     except (OSError, ValueError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {one_line(exc, 120)}") from None
+
+
+def _copy_lfs_objects(run: _Run, store: Repo) -> None:
+    """Before any ref is pushed: the LFS objects the pointers in the objects sent name, to the target.
+    Whatever is sent is in the fetched pack (pass-through) or else in the scratch store (a full fetch)."""
+    run.check_time("copying LFS objects")
+    try:
+        if run.pointer_scan is not None:
+            pointers = run.pointer_scan.result()
+        elif run.fetched is not None:
+            pointers = lfs.pointers_in_fetched(run.fetched)
+        else:
+            pointers = lfs.pointers_in_store(store)
+    except (OSError, ValueError, IndexError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+    run.lfs = lfs.copy_lfs_objects(run.source, run.target, pointers, check_time=run.check_time)
 
 
 def _tips_to_place(source: dict[str, str], target: dict[str, str], keep_divergent_refs: bool) -> bool:
@@ -341,8 +363,11 @@ def _transfer(
                     )
                     else None
                 )
+                fetched = FetchedPack(store)
+                # the LFS pointers are looked for while the pack downloads (another process reads it)
+                run.pointer_scan = PointerFollower(fetched) if run.options.lfs and not run.dry_run else None
                 try:
-                    fetched = run.source.fetch_pack_file(store, wants, haves)
+                    run.source.fetch_pack_file(store, wants, haves, into=fetched)
                 finally:
                     if negotiation is not None:
                         futures.wait([negotiation])
@@ -370,6 +395,8 @@ def _transfer(
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
                 mode += "+graph"
         finally:
+            if run.pointer_scan is not None:
+                run.pointer_scan.stop()
             if run.fetched is not None:
                 run.fetched.discard()
             for repo in repos:
@@ -406,6 +433,14 @@ def _plan_and_push(
     run.report("planning")
     decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
     skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
+    # LFS objects first; not between two local paths (no LFS server on either side)
+    if (
+        run.options.lfs
+        and not run.dry_run
+        and not run.local
+        and any(d.action not in (Action.DELETE, Action.SKIP_DIVERGENT) for d in decisions)
+    ):
+        _copy_lfs_objects(run, store)
     batches = batch_ref_updates(decisions, default_branch, run.batch_size)
     for index, batch in enumerate(batches):
         run.report("pushing", len(batches) - index)

@@ -110,9 +110,12 @@ class Remote:
         connect_timeout: float = 15.0,
         read_timeout: float = 120.0,
         policy: NetworkPolicy | None = None,
+        lfs_credentials: CredentialProvider | None = None,
     ) -> None:
         self.url = url
         self.credentials = credentials or Anonymous()
+        # the LFS server's, when they differ from the repository's (some hosts)
+        self.lfs_credentials = lfs_credentials or self.credentials
         self.stats = TransferStats()
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._policy = policy
@@ -122,6 +125,10 @@ class Remote:
 
     def __repr__(self) -> str:
         return f"Remote({self.url.url!r})"
+
+    @property
+    def policy(self) -> NetworkPolicy | None:
+        return self._policy
 
     # --- clients -----------------------------------------------------------------------------------
 
@@ -258,14 +265,16 @@ class Remote:
         haves: list[str],
         *,
         filter_spec: bytes | None = None,
+        into: FetchedPack | None = None,
     ) -> FetchedPack:
         """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
 
         The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
         bounded whatever the repository's size. Offset deltas are asked for: smaller packs, and the
         delta's commits can be read without indexing (a target without them gets a re-pack, see `push`).
+        `into`: a FetchedPack made in advance (a reader may follow the download).
         """
-        fetched = FetchedPack(repo)
+        fetched = into or FetchedPack(repo)
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
 
         def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
