@@ -15,7 +15,7 @@ from gitmirror_dev.gitserver import GitHTTPServer
 from gitmirror_dev.lambdas import QueuePoller, load_function
 from gitmirror_dev.stack import local_stack
 from tests.conftest import CANARIES, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER, AwsEnv
-from tests.integration.test_cli_service import add_args, ok_json
+from tests.integration.test_cli_service import add_args, cli, ok_json
 from tests.integration.test_worker import queue_job
 from tests.support import gitrepo as g
 from tests.support.lfs import LfsWork, clone_with_lfs, payload, sha256, stored_objects
@@ -132,6 +132,8 @@ def test_mirror_without_lfs_copies_nothing(
 
 
 def test_cli_mirrors_add_and_update_lfs_flags(aws: AwsEnv) -> None:
+    for name in ("target", "webhook", "lfs"):  # the secrets the mirrors name must exist
+        aws.put_secret(f"gitmirror/app/{name}", "x")
     added = ok_json(*add_args("with-lfs"))
     assert added["lfs"] is True and added["lfs_source_secret"] is None and added["lfs_error"] is None
     off = ok_json(*add_args("no-lfs", "--no-lfs", "--lfs-target-secret", "gitmirror/app/lfs"))
@@ -140,6 +142,10 @@ def test_cli_mirrors_add_and_update_lfs_flags(aws: AwsEnv) -> None:
     assert ok_json("mirrors", "update", "no-lfs", "--lfs")["lfs"] is True
     assert ok_json("mirrors", "update", "with-lfs", "--no-lfs")["lfs"] is False
     assert store().get("with-lfs").lfs is False  # type: ignore[union-attr]
+    # an LFS secret is checked like the others: it must exist
+    missing = cli(*add_args("lfs-missing", "--lfs-source-secret", "gitmirror/app/absent"))
+    assert missing.returncode == 2 and "--lfs-source-secret" in missing.stderr
+    assert store().get("lfs-missing") is None
 
 
 def test_api_lfs_field(aws: AwsEnv) -> None:
