@@ -262,7 +262,9 @@ def test_many_objects_go_in_batches_of_100(lfs_servers: LfsServers, sync_env: di
     batches = [r for r in lfs_servers.target.requests_matching(path_contains="/objects/batch")]
     assert len(batches) == 3  # 100 + 100 + 10 objects asked for
     assert len(lfs_servers.source.requests_matching(path_contains="/objects/batch")) == 3
-    assert len(lfs_servers.target.requests_matching(method="PUT")) == 210
+    # one PUT per object (another only when an upload failed mid-way and was streamed again)
+    puts = {r.path.rsplit("/", 1)[1] for r in lfs_servers.target.requests_matching(method="PUT")}
+    assert puts == {sha256(v) for v in files.values()}
     assert set(stored_objects(lfs_servers.target, DST)) == {sha256(v) for v in files.values()}
 
 

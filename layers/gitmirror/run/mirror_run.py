@@ -78,6 +78,7 @@ class JobOutcome:
                 bytes_sent=result.stats.bytes_sent,
                 pushes=result.stats.pushes,
                 **ref_counts(result),
+                **lfs_fields(result),
             )
         if self.mirror_deleted:
             fields["mirror_deleted"] = True
