@@ -288,3 +288,15 @@ def test_a_corrupt_object_on_the_source_never_completes_on_the_target(
     on_target = stored_objects(lfs_servers.target, DST)
     assert on_target[sha256(good)] == len(good)
     assert on_target.get(sha256(bad), 0) < len(bad)  # the upload was cut before its last chunk
+
+
+def test_a_dry_run_copies_no_lfs_object(lfs_servers: LfsServers, sync_env: dict[str, str]) -> None:
+    work = lfs_servers.work
+    work.commit({"a.bin": payload(2000, "a")}, "one")
+    work.push("main")
+    lfs_servers.source.clear_requests()
+    code, out = sync(lfs_servers, "--dry-run", env=sync_env)
+    assert code == 0, out
+    assert out["dry_run"] is True and lfs(out) == {"objects": 0, "bytes": 0, "error": None}
+    assert lfs_requests(lfs_servers.source) == [] and lfs_requests(lfs_servers.target) == []
+    assert g.refs(lfs_servers.target.repo_path(DST)) == {}
