@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -116,13 +117,15 @@ def test_a_scan_following_a_download_ends_with_it(tmp_path: Path) -> None:
     empty.finish()
     assert follower.result() == set()  # nothing was fetched
 
-    cut = FetchedPack(Repo.init_bare(str(tmp_path / "cut.git"), mkdir=True))
-    follower = PointerFollower(cut, follow_from=0)
-    cut.write(b"PACK\0\0\0\2\0\0\0\5")  # five entries announced, none arrives
-    cut.finish()
+    # a well-formed pack (its checksum holds) that announces five entries and has none
+    damaged = FetchedPack(Repo.init_bare(str(tmp_path / "damaged.git"), mkdir=True))
+    follower = PointerFollower(damaged, follow_from=0)
+    head = b"PACK\0\0\0\2\0\0\0\5"
+    damaged.write(head + hashlib.sha1(head).digest())
+    damaged.finish()
     with pytest.raises(ValueError, match="cannot be read"):
         follower.result()
-    cut.discard()
+    damaged.discard()
 
     abandoned = FetchedPack(Repo.init_bare(str(tmp_path / "abandoned.git"), mkdir=True))
     follower = PointerFollower(abandoned, follow_from=0)
