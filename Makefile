@@ -6,10 +6,14 @@ PYTHON ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint check-sam build bench fuzz load clean
+.PHONY: setup setup-lfs demo test unit lint check-sam build bench fuzz load clean
 
 setup:
 	@bash scripts/setup_venv.sh "$(PYTHON)"
+
+# the LFS tests' giftless server (own virtualenv, .venv-lfs) and the git-lfs client
+setup-lfs:
+	PYTHON="$(PYTHON)" bash scripts/setup_lfs_venv.sh
 
 demo: setup
 	$(VENV)/bin/gitmirror demo
@@ -20,7 +24,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 # The README walkthrough test runs `aws ...` too: the AWS CLI in its own venv (scripts/aws_cli_venv.sh).
-test: setup
+test: setup setup-lfs
 	@bash scripts/aws_cli_venv.sh > /dev/null
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
@@ -36,7 +40,7 @@ check-sam:
 build:
 	bash scripts/sam_build.sh
 
-bench: setup
+bench: setup setup-lfs
 	$(PY) bench/run.py
 	$(PY) bench/push_limits.py
 
@@ -47,4 +51,4 @@ load: setup
 	$(PY) -m gitmirror_dev.loadtest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) .venv-lfs .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -36,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import lfs as lfs_bench
 import measure
 import receiver
 
@@ -978,6 +979,12 @@ def goal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     if recv and "error" in recv:
         for row in rows[-2:]:
             row["measured"], row["pass"] = f"failed: {recv['error']}", False
+    lfs = result.get("lfs")
+    rows += (
+        lfs_bench.goals(lfs)
+        if lfs
+        else [{"goal": lfs_bench.goals({"error": ""})[0]["goal"], "measured": "not run", "pass": None}]
+    )
     return rows
 
 
@@ -1080,6 +1087,21 @@ def run_receiver(args: argparse.Namespace) -> dict[str, Any]:
         return data
 
 
+def run_lfs(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/lfs.py in its own interpreter (it starts its own git servers with giftless)."""
+    with tempfile.TemporaryDirectory(prefix="gitmirror-bench-lfs-result-") as tmp:
+        out = Path(tmp) / "lfs.json"
+        cmd = [PYTHON, str(BENCH_DIR / "lfs.py"), "--json-out", str(out)]
+        if args.quick:
+            cmd += ["--mib", "20"]
+        log("LFS benchmark: " + " ".join(cmd[1:]))
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=1800)
+        if not out.is_file():
+            return {"error": "bench/lfs.py exited without a result (see stderr)"}
+        data: dict[str, Any] = json.loads(out.read_text())
+        return data
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -1113,8 +1135,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="run bench/receiver.py too (default unless --scenarios is given)",
     )
     recv.add_argument("--no-receiver", action="store_true", help="do not run bench/receiver.py")
+    lfs = ap.add_mutually_exclusive_group()
+    lfs.add_argument("--lfs", action="store_true", help="run bench/lfs.py too (default unless --scenarios)")
+    lfs.add_argument("--no-lfs", action="store_true", help="do not run bench/lfs.py")
     args = ap.parse_args(argv)
     args.run_receiver = args.receiver or (not args.no_receiver and not args.scenarios)
+    args.run_lfs = args.lfs or (not args.no_lfs and not args.scenarios)
     if args.runs is None:
         args.runs = 1 if args.quick else 5
     if args.runs < 1:
@@ -1254,6 +1280,8 @@ def main(argv: list[str]) -> int:
 
     if args.run_receiver:
         result["receiver"] = run_receiver(args)
+    if args.run_lfs:
+        result["lfs"] = run_lfs(args)
     result["goals"] = goal_rows(result)
     result["duration_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
     md = render_markdown(result)
@@ -1277,6 +1305,7 @@ def main(argv: list[str]) -> int:
             for c in sc["contenders"].values()
         )
         or bool(recv and ("error" in recv or recv.get("exit_code")))
+        or bool(result.get("lfs") and result["lfs"].get("check") != "ok")
     )
     return 1 if failed else 0
 

@@ -78,6 +78,10 @@ class MirrorSettings(BaseModel):
     source_secret: str | None = None
     target_secret: str | None = None
     webhook_secret: str | None = None
+    lfs: bool | None = None  # mirror Git LFS objects (default true)
+    # Secrets Manager secrets for the LFS servers, when their credentials differ from the repositories'
+    lfs_source_secret: str | None = None
+    lfs_target_secret: str | None = None
     # no push larger than this (bytes; "15M"-style text accepted); unset: the target host's known limit
     max_push_bytes: int | None = None
 
@@ -95,7 +99,9 @@ class MirrorSettings(BaseModel):
             raise ValueError("max_push_bytes must be greater than zero")
         return value
 
-    @field_validator("source_secret", "target_secret", "webhook_secret")
+    @field_validator(
+        "source_secret", "target_secret", "webhook_secret", "lfs_source_secret", "lfs_target_secret"
+    )
     @classmethod
     def _secret_names(cls, value: str | None) -> str | None:
         return _check_secret_name(value)
@@ -151,6 +157,9 @@ class Mirror(BaseModel):
     source_secret: str | None = None
     target_secret: str | None = None
     webhook_secret: str | None = None
+    lfs: bool = True
+    lfs_source_secret: str | None = None
+    lfs_target_secret: str | None = None
     max_push_bytes: int | None = None
     only_protected_branches: bool = False  # not supported: a push mirror cannot see source protections
     update_status: UpdateStatus = UpdateStatus.NONE
@@ -165,6 +174,9 @@ class Mirror(BaseModel):
     refs_deleted: int = 0
     refs_rejected: int = 0
     refs_skipped: int = 0
+    lfs_objects: int = 0  # LFS objects and bytes the last run copied; lfs_error: what it did not
+    lfs_bytes: int = 0
+    lfs_error: str | None = None
     # a history mirrored over several runs (continuations): refs still to do, bytes and runs so far
     remaining_refs: int | None = None
     bytes_pushed: int = 0
@@ -181,6 +193,7 @@ class Mirror(BaseModel):
             keep_divergent_refs=self.keep_divergent_refs,
             branch_filters=tuple(self.branch_filters),
             branch_regex=self.mirror_branch_regex,
+            lfs=self.lfs,
         )
 
     def pending_run(self, now: dt.datetime | None = None) -> str | None:
@@ -280,4 +293,7 @@ class RunRecord(BaseModel):
     remaining_refs: int = 0
     duration_ms: int = 0
     transfer: str | None = None
+    lfs_objects: int = 0
+    lfs_bytes: int = 0
+    lfs_error: str | None = None
     expires_at: int | None = None

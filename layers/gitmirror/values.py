@@ -47,6 +47,7 @@ class MirrorOptions:
     keep_divergent_refs: bool = False
     branch_filters: tuple[str, ...] = ()
     branch_regex: str | None = None
+    lfs: bool = True  # copy the Git LFS objects the pushed commits point to
 
     def __post_init__(self) -> None:
         filters = tuple(self.branch_filters)
@@ -124,6 +125,18 @@ class SyncStats:
 
 
 @dataclass
+class LfsStats:
+    """Git LFS in one run: objects and bytes copied; `error` says what was not mirrored (None: all)."""
+
+    objects: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objects": self.objects, "bytes": self.bytes, "error": self.error}
+
+
+@dataclass
 class SyncResult:
     """The result of one mirror run, in the shape `gitmirror sync --json` prints.
 
@@ -141,6 +154,7 @@ class SyncResult:
     reason_code: str | None = None
     hint: str | None = None
     dry_run: bool = False
+    lfs: LfsStats = field(default_factory=LfsStats)
     remaining_refs: list[str] = field(default_factory=list)  # not yet at their final value (sorted)
 
     def count(self, action: Action) -> int:
@@ -159,6 +173,7 @@ class SyncResult:
             "reason_code": self.reason_code,
             "hint": self.hint,
             "dry_run": self.dry_run,
+            "lfs": self.lfs.to_dict(),
             "remaining_refs": list(self.remaining_refs),
         }
 

@@ -190,7 +190,16 @@ def test_unreachable_aws_and_failed_sync_with_json(aws: AwsEnv, tmp_path: Path) 
     # a sync that ran and failed keeps its documented document (status, refs, error), exit 1
     out = json_outcome(cli("sync", str(tmp_path / "absent.git"), str(tmp_path / "b.git"), "--json"), 1)
     # (a failed run also says why and what to do: reason_code and hint, issue 17)
-    assert set(out) == {"status", "divergent_refs", "refs", "error", "remaining_refs", "reason_code", "hint"}
+    assert set(out) == {
+        "status",
+        "divergent_refs",
+        "refs",
+        "error",
+        "remaining_refs",
+        "lfs",
+        "reason_code",
+        "hint",
+    }
     assert out["status"] == "failed"
     assert "not found" in out["error"]
 

@@ -116,7 +116,7 @@ def test_no_progress_with_quiet_or_off_a_terminal_and_json_is_unchanged(
     assert proc.returncode == 0 and proc.stderr == ""  # stderr is a pipe here: no display
     out = json.loads(proc.stdout)
     assert (
-        set(out) == {"status", "divergent_refs", "refs", "error", "remaining_refs"}
+        set(out) == {"status", "divergent_refs", "refs", "error", "lfs", "remaining_refs"}
         and out["status"] == "success"
     )
 
@@ -126,7 +126,7 @@ def test_no_progress_with_quiet_or_off_a_terminal_and_json_is_unchanged(
         ["sync", git_servers.source_url, git_servers.target_url, "--json"], sync_env
     )
     assert code == 0 and "pushing" in text
-    assert set(json.loads(stdout)) == {"status", "divergent_refs", "refs", "error", "remaining_refs"}
+    assert set(json.loads(stdout)) == {"status", "divergent_refs", "refs", "error", "lfs", "remaining_refs"}
 
 
 def test_a_failed_run_never_says_it_is_in_sync(git_servers: GitServers, sync_env: dict[str, str]) -> None:

@@ -36,7 +36,8 @@ def test_json_contract_and_exit_codes(
     proc = cli("sync", git_servers.source_url, git_servers.target_url, "--json", env=sync_env)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert set(out) == {"status", "divergent_refs", "refs", "error", "remaining_refs"}
+    assert set(out) == {"status", "divergent_refs", "refs", "error", "lfs", "remaining_refs"}
+    assert out["lfs"] == {"objects": 0, "bytes": 0, "error": None}
     assert out["remaining_refs"] == []
     assert out["status"] == "success" and out["error"] is None and out["divergent_refs"] == []
     assert sorted(r["ref"] for r in out["refs"]) == [MAIN, "refs/heads/topic", "refs/tags/v1"]

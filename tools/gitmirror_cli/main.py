@@ -75,6 +75,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             keep_divergent_refs=args.keep_divergent_refs,
             branch_filters=tuple(args.branch_filter or ()),
             branch_regex=args.branch_regex,
+            lfs=not args.no_lfs,
         )
     except ValueError as exc:
         flag = "--branch-regex" if "regex" in str(exc) else "--branch-filter"
@@ -135,10 +136,12 @@ def _sync_remote(value: str, name: str) -> RemoteURL:
 
 
 def sync_json(result: SyncResult) -> dict[str, object]:
-    """The `--json` contract: status, divergent_refs, refs, error, remaining_refs; a failed run's
+    """The `--json` contract: status, divergent_refs, refs, error, lfs, remaining_refs; a failed run's
     reason_code and hint; `"dry_run": true` for a dry run."""
     data = result.to_dict()
-    payload = {key: data[key] for key in ("status", "divergent_refs", "refs", "error", "remaining_refs")}
+    payload = {
+        key: data[key] for key in ("status", "divergent_refs", "refs", "error", "lfs", "remaining_refs")
+    }
     if result.reason_code is not None:
         payload.update(reason_code=result.reason_code, hint=result.hint)
     if result.dry_run:
@@ -170,6 +173,10 @@ def format_summary(result: SyncResult, source: str, target: str) -> str:
             "  Some refs have diverged and have not been updated on the remote: "
             + ", ".join(result.divergent_refs)
         )
+    if result.lfs.objects:
+        lines.append(f"  LFS: {result.lfs.objects} objects copied ({result.lfs.bytes} bytes)")
+    if result.lfs.error:
+        lines.append(f"  LFS error: {result.lfs.error}")
     if result.remaining_refs:
         lines.append(
             f"  stopped by the time limit: {len(result.remaining_refs)} ref(s) not yet at their final value; "
@@ -253,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=SECONDS,
         metavar="SECONDS",
         help="start no new push after SECONDS (exit 4, incomplete, if refs remain: run again to continue)",
+    )
+    sync.add_argument(
+        "--no-lfs",
+        action="store_true",
+        help="do not copy Git LFS objects (only the pointer files are pushed)",
     )
     sync.add_argument(
         "--dry-run",

@@ -41,6 +41,7 @@ _FLAGS = {
     "mirror_branch_regex": "--branch-regex",
     "branch_filters": "--branch-filter",
     "enabled": "--disabled",
+    "lfs": "--no-lfs",
 }
 
 Command = Callable[[argparse.Namespace], int]
@@ -324,12 +325,16 @@ _SECRET_FLAGS = {
     "source_secret": "--source-secret",
     "target_secret": "--target-secret",
     "webhook_secret": "--webhook-secret",
+    "lfs_source_secret": "--lfs-source-secret",
+    "lfs_target_secret": "--lfs-target-secret",
 }
 # what each secret holds, for the create-secret command an error suggests
 _SECRET_VALUES = {
     "source_secret": '\'{"username": "oauth2", "token": "..."}\'',
     "target_secret": '\'{"username": "x-access-token", "token": "..."}\'',
     "webhook_secret": '"$(openssl rand -hex 32)"',
+    "lfs_source_secret": '\'{"username": "oauth2", "token": "..."}\'',
+    "lfs_target_secret": '\'{"username": "x-access-token", "token": "..."}\'',
 }
 
 
@@ -430,8 +435,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         "source_secret": args.source_secret,
         "target_secret": args.target_secret,
         "webhook_secret": args.webhook_secret,
+        "lfs_source_secret": args.lfs_source_secret,
+        "lfs_target_secret": args.lfs_target_secret,
         "max_push_bytes": args.max_push_bytes,
         "enabled": False if args.disabled else None,
+        "lfs": False if args.no_lfs else None,
     }
     spec = MirrorSpec(**{k: v for k, v in fields.items() if v is not None})
     settings = _settings(args)
@@ -515,6 +523,8 @@ def cmd_update(args: argparse.Namespace) -> int:
         changes["mirror_branch_regex"] = None
     elif args.branch_regex is not None:
         changes["mirror_branch_regex"] = args.branch_regex
+    if args.lfs is not None:
+        changes["lfs"] = args.lfs
     for name in _SECRET_FLAGS:
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
@@ -665,6 +675,23 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         help="no push larger than SIZE (K, M, G: powers of 1024; default: the target host's known limit)",
     )
     parser.add_argument("--disabled", action="store_true", help="create the mirror disabled")
+    parser.add_argument(
+        "--no-lfs", action="store_true", help="do not mirror Git LFS objects (only the pointer files)"
+    )
+    _lfs_secret_options(parser)
+
+
+def _lfs_secret_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lfs-source-secret",
+        metavar="NAME",
+        help="secret for the source's LFS server (default: the source's)",
+    )
+    parser.add_argument(
+        "--lfs-target-secret",
+        metavar="NAME",
+        help="secret for the target's LFS server (default: the target's)",
+    )
 
 
 def _update_options(parser: argparse.ArgumentParser) -> None:
@@ -708,6 +735,12 @@ def _update_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-secret", metavar="NAME", help="Secrets Manager secret for the source")
     parser.add_argument("--target-secret", metavar="NAME", help="Secrets Manager secret for the target")
     parser.add_argument("--webhook-secret", metavar="NAME", help="Secrets Manager secret verifying webhooks")
+    lfs = parser.add_mutually_exclusive_group()
+    lfs.add_argument("--lfs", dest="lfs", action="store_const", const=True, help="mirror Git LFS objects")
+    lfs.add_argument(
+        "--no-lfs", dest="lfs", action="store_const", const=False, help="stop mirroring LFS objects"
+    )
+    _lfs_secret_options(parser)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--max-push-bytes", type=SIZE, metavar="SIZE", help="no push larger than SIZE")
     size.add_argument(

@@ -22,6 +22,10 @@ Test hooks, all settable at any time:
   Authentication is checked first, so a client's anonymous 401 probe does not consume a rule.
 * ``stall_seconds`` sleeps before answering every request whose target contains
   ``stall_path_contains`` (all requests when None).
+* ``lfs=True`` mounts a real Git LFS server (giftless, see ``lfsmount``) under every repository's
+  ``<repo>.git/info/lfs/``: Basic auth as for git; action links carry giftless' own tokens. Its
+  requests are recorded with kind ``"lfs"``; ``fail_next`` applies to them too.
+
 * ``close_mid_response_after_bytes`` drops the connection after that many response *body*
   bytes of every git response whose target contains ``close_mid_response_path_contains``
   (all when None).  Use ``"/git-upload-pack"`` to cut only the fetch POST and not the
@@ -48,6 +52,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit
+
+from gitmirror_dev.lfsmount import CHUNK as LFS_CHUNK
+from gitmirror_dev.lfsmount import LfsMount, lfs_target, relay_headers
 
 _CHUNK = 64 * 1024
 
@@ -180,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle()
 
+    def do_PUT(self) -> None:
+        self._handle()
+
     # -- request plumbing -------------------------------------------------------------
 
     def _handle(self) -> None:
@@ -273,6 +283,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_simple(rec, api_status, payload, content_type="application/json", drain=False)
             return
 
+        lfs_path = lfs_target(rec.path) if owner.lfs is not None else None
+        if lfs_path is not None:
+            self._proxy_lfs(owner, rec, lfs_path)
+            return
+
         ok, user = owner._check_auth(self.headers.get("Authorization"))
         rec.user = user
         if not ok:
@@ -296,6 +311,58 @@ class _Handler(BaseHTTPRequestHandler):
 
         rec.kind = "git"
         self._run_backend(owner, rec)
+
+    # -- LFS -------------------------------------------------------------------------
+
+    def _proxy_lfs(self, owner: GitHTTPServer, rec: RecordedRequest, lfs_path: str) -> None:
+        assert owner.lfs is not None
+        authorization = self.headers.get("Authorization") or ""
+        # action links authenticate themselves (giftless' JWT in a Bearer header or ?jwt=): giftless checks
+        preauthorized = authorization[:7].lower() == "bearer " or "jwt=" in rec.query
+        user: str | None = None
+        if not preauthorized:
+            ok, user = owner._check_auth(authorization or None)
+            rec.user = user
+            if not ok:
+                rec.kind = "unauthorized"
+                challenge = {"WWW-Authenticate": 'Basic realm="git"', "LFS-Authenticate": 'Basic realm="git"'}
+                self._send_simple(rec, 401, b"Authentication required\n", extra=challenge)
+                return
+            user = user or "anonymous"
+        status = owner._take_failure(rec.target)
+        if status is not None:
+            rec.kind = "injected"
+            self._send_simple(rec, status, f"injected failure {status}\n".encode())
+            return
+        rec.kind = "lfs"
+        headers = {
+            k: v for k, v in self.headers.items() if not (user is not None and k.lower() == "authorization")
+        }
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = None if chunked else int(self.headers.get("Content-Length") or 0)
+
+        def body() -> Iterator[bytes]:
+            for data in self._body_chunks():
+                rec.request_bytes += len(data)
+                yield data
+
+        target = f"{lfs_path}?{rec.query}" if rec.query else lfs_path
+        conn, response = owner.lfs.forward(self.command, target, headers, body(), length, user)
+        try:
+            rec.status = response.status
+            self.send_response(response.status, response.reason)
+            for key, value in relay_headers(response):
+                self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while data := response.read1(LFS_CHUNK):
+                rec.response_bytes += len(data)
+                self._write(b"%x\r\n%s\r\n" % (len(data), data))
+            rec.done = True
+            self._write(b"0\r\n\r\n")
+        finally:
+            response.close()
+            conn.close()
 
     # -- CGI -------------------------------------------------------------------------
 
@@ -488,8 +555,11 @@ class GitHTTPServer:
         extra_config: dict[str, str] | None = None,
         *,
         protocol_v2: bool = True,
+        lfs: bool = False,
     ) -> None:
         self.root = Path(root).resolve()
+        # a giftless LFS server under every repository's info/lfs/, started with the server
+        self.lfs: LfsMount | None = LfsMount(self.root / ".lfs-objects") if lfs else None
         # False: the Git-Protocol header is not passed on, so git answers in protocol v0 as a server
         # without v2 support would (older hosts)
         self.protocol_v2 = protocol_v2
@@ -517,6 +587,8 @@ class GitHTTPServer:
     def start(self) -> GitHTTPServer:
         if self._httpd is not None:
             return self
+        if self.lfs is not None:
+            self.lfs.start()
         self._httpd = _Server(self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -528,6 +600,8 @@ class GitHTTPServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        if self.lfs is not None:
+            self.lfs.stop()
         httpd.shutdown()
         httpd.close_connections()
         httpd.server_close()
@@ -721,8 +795,10 @@ def serve_git(
     username: str | None = None,
     password: str | None = None,
     extra_config: dict[str, str] | None = None,
+    *,
+    lfs: bool = False,
 ) -> Iterator[GitHTTPServer]:
     """Start a :class:`GitHTTPServer` for the duration of the ``with`` block."""
-    server = GitHTTPServer(root, username=username, password=password, extra_config=extra_config)
+    server = GitHTTPServer(root, username=username, password=password, extra_config=extra_config, lfs=lfs)
     with server:
         yield server

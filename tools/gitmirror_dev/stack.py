@@ -156,13 +156,17 @@ class Stack:
 
 @contextlib.contextmanager
 def local_stack(
-    *, sample: str = "auto", port: int = 0, log_level: str | None = None, prefix: str = "gitmirror-local"
+    *,
+    sample: str = "auto",
+    port: int = 0,
+    log_level: str | None = None,
+    lfs: bool = False,
+    prefix: str = "gitmirror-local",
 ) -> Iterator[Stack]:
     """Start everything; on exit stop every process and thread it started and remove its files.
     `log_level` sets the functions' POWERTOOLS_LOG_LEVEL (default: the environment's, else WARNING).
-
-    moto keeps its state per process, not per server: a second stack in the same process needs its own
-    resource name `prefix`."""
+    `lfs`: both git servers serve Git LFS too (giftless, see gitmirror_dev.lfsmount). `prefix` names the
+    tables and queues (moto keeps one state per process: a second stack in a process needs its own)."""
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     workdir = Path(tempfile.mkdtemp(prefix="gitmirror-local-"))
     saved_env = dict(os.environ)
@@ -170,8 +174,8 @@ def local_stack(
     try:
         with (
             moto_server() as endpoint,
-            GitHTTPServer(workdir / "upstream-host", SOURCE_USER, source_token) as source,
-            GitHTTPServer(workdir / "downstream-host", TARGET_USER, target_token) as target,
+            GitHTTPServer(workdir / "upstream-host", SOURCE_USER, source_token, lfs=lfs) as source,
+            GitHTTPServer(workdir / "downstream-host", TARGET_USER, target_token, lfs=lfs) as target,
         ):
             os.environ.update(local_environment(endpoint, prefix))
             os.environ["RETRY_BASE_SECONDS"] = "1"

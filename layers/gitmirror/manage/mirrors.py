@@ -40,7 +40,13 @@ def create_mirror(
         raise UsageError("auth_method iam needs a git-codecommit.<region>.amazonaws.com target url")
     if spec.auth_method == AuthMethod.PASSWORD and not spec.target_secret:
         raise UsageError("auth_method password needs target_secret (the name of a Secrets Manager secret)")
-    for name in (spec.source_secret, spec.target_secret, spec.webhook_secret):
+    for name in (
+        spec.source_secret,
+        spec.target_secret,
+        spec.webhook_secret,
+        spec.lfs_source_secret,
+        spec.lfs_target_secret,
+    ):
         check_secret_prefix(name, secrets_prefix)
     now = iso(utcnow())
     mirror = Mirror(
@@ -59,6 +65,9 @@ def create_mirror(
         source_secret=spec.source_secret,
         target_secret=spec.target_secret,
         webhook_secret=spec.webhook_secret,
+        lfs=True if spec.lfs is None else spec.lfs,
+        lfs_source_secret=spec.lfs_source_secret,
+        lfs_target_secret=spec.lfs_target_secret,
         max_push_bytes=spec.max_push_bytes,
         created_at=now,
         updated_at=now,
@@ -73,12 +82,14 @@ def update_mirror(
     given = changes.model_dump(include=changes.model_fields_set)
     if not given:
         raise UsageError("nothing to change")
-    for key in ("source_secret", "target_secret", "webhook_secret"):
+    for key in ("source_secret", "target_secret", "webhook_secret", "lfs_source_secret", "lfs_target_secret"):
         check_secret_prefix(given.get(key), secrets_prefix)
     if "enabled" in given and given["enabled"] is None:
         raise UsageError("enabled must be true or false")
     if "keep_divergent_refs" in given and given["keep_divergent_refs"] is None:
         raise UsageError("keep_divergent_refs must be true or false")
+    if "lfs" in given and given["lfs"] is None:
+        raise UsageError("lfs must be true or false")
     current = store.get(mirror_id)
     if current is None:
         raise MirrorNotFound(mirror_id)

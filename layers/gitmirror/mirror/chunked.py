@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from dulwich.repo import Repo
@@ -37,9 +37,17 @@ class _TimeUp(Exception):
 
 
 class _Chunker:
-    def __init__(self, run: _Run, workdir: str, graph: CommitGraph, target_refs: dict[str, str]) -> None:
+    def __init__(
+        self,
+        run: _Run,
+        workdir: str,
+        graph: CommitGraph,
+        target_refs: dict[str, str],
+        before_push: Callable[[_Run, Repo], None],
+    ) -> None:
         assert run.max_push_bytes is not None
         self.run = run
+        self.before_push = before_push  # the LFS objects of a step's pack go first
         self.limit = run.max_push_bytes
         self.workdir = workdir
         self.graph = graph
@@ -88,6 +96,7 @@ class _Chunker:
         run.fetched, run.objects_delivered = fetched, False
         start = len(run.done)
         try:
+            self.before_push(run, repo)
             run.push(repo, batch)
         finally:
             run.fetched = None
@@ -234,6 +243,7 @@ def push_in_chunks(
     target_refs: dict[str, str],
     default_branch: str | None,
     skipped: list[RefUpdate],
+    before_push: Callable[[_Run, Repo], None],
 ) -> None:
     """Plan with the whole commit graph, then push every decision under `run.max_push_bytes`:
     deletions that free a name first, then each ref's history in steps (the default branch first),
@@ -241,7 +251,7 @@ def push_in_chunks(
     decisions = plan_ref_updates(source_refs, target_refs, default_branch, graph, run.options)
     skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
     ordered = [d for batch in batch_ref_updates(decisions, default_branch, run.batch_size) for d in batch]
-    chunker = _Chunker(run, workdir, graph, target_refs)
+    chunker = _Chunker(run, workdir, graph, target_refs, before_push)
     together: list[RefUpdate] = []
     pending = list(ordered)
     # after a ref's history is sent, what is left is often small: try it all in one push, a few times

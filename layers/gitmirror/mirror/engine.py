@@ -21,6 +21,8 @@ from dulwich.repo import Repo
 from gitmirror.errors import MirrorError, ProtocolFailure, TimedOut
 from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle, ObjectLookup, commits_in_pack
 from gitmirror.mirror.chunked import push_in_chunks
+from gitmirror.mirror.lfs import sync as lfs
+from gitmirror.mirror.lfs.follow import PointerFollower
 from gitmirror.mirror.limits import command_bytes
 from gitmirror.mirror.planner import (
     DEFAULT_BATCH_SIZE,
@@ -37,6 +39,7 @@ from gitmirror.mirror.transport.fetched_pack import PackOverLimit
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
+    LfsStats,
     MirrorOptions,
     RefUpdate,
     RunStatus,
@@ -79,12 +82,14 @@ class _Run:
         self.pushing = False  # a failure now is the target's answer to a push: its side-band says why
         self.background = background  # network waits that overlap (a listing, the negotiation round)
         self.fetched: FetchedPack | None = None
+        self.pointer_scan: PointerFollower | None = None
         self.source = source
         self.target = target
         self.options = options
         self.batch_size = batch_size
         self.remaining_seconds = remaining_seconds
         self.done: list[RefUpdate] = []
+        self.lfs = LfsStats()
         self.pushes = 0
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
@@ -261,7 +266,7 @@ def sync_mirror(
         status = RunStatus.FAILED
     elif run.remaining:
         status = RunStatus.INCOMPLETE
-    elif any(r.action in (Action.SKIP_DIVERGENT, Action.REJECTED) for r in result_refs):
+    elif run.lfs.error or any(r.action in (Action.SKIP_DIVERGENT, Action.REJECTED) for r in result_refs):
         status = RunStatus.PARTIAL
     else:
         status = RunStatus.SUCCESS
@@ -283,6 +288,7 @@ def sync_mirror(
             duration_seconds=round(time.monotonic() - started, 3),
             transfer=transfer,
         ),
+        lfs=run.lfs,
         remaining_refs=sorted(set(run.remaining)),
     )
 
@@ -342,6 +348,35 @@ def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {one_line(exc, 120)}") from None
 
 
+def _copy_lfs_objects(run: _Run, store: Repo) -> None:
+    """Before any ref is pushed: the LFS objects the pointers in the objects sent name, to the target.
+    Whatever is sent is in the fetched pack (pass-through) or else in the scratch store (a full fetch)."""
+    run.check_time("copying LFS objects")
+    try:
+        if run.pointer_scan is not None:
+            pointers = run.pointer_scan.result()
+        elif run.fetched is not None:
+            pointers = lfs.pointers_in_fetched(run.fetched)
+        else:
+            pointers = lfs.pointers_in_store(store)
+    except (OSError, ValueError, IndexError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+    run.lfs = lfs.copy_lfs_objects(run.source, run.target, pointers, check_time=run.check_time)
+
+
+def _copy_step_lfs(run: _Run, store: Repo) -> None:
+    """The LFS objects of one chunk's pack (`run.fetched`), before its push; counts add up."""
+    if not run.options.lfs or run.dry_run or run.local or run.fetched is None:
+        return
+    before = run.lfs
+    _copy_lfs_objects(run, store)
+    run.lfs = LfsStats(
+        objects=before.objects + run.lfs.objects,
+        bytes=before.bytes + run.lfs.bytes,
+        error=before.error or run.lfs.error,
+    )
+
+
 def _tips_to_place(source: dict[str, str], target: dict[str, str], keep_divergent_refs: bool) -> bool:
     """Whether the planner may ask about a target tip that is not also a source tip (both maps in
     scope): the old tips of updated refs with keep-divergent-refs on, else those of target-only refs
@@ -398,7 +433,9 @@ def _transfer(
             run.report("fetching")
             if run.max_push_bytes is not None and run.mode == "full":
                 graph = fetch_commit_graph(run, workdir, repos, wants)
-                push_in_chunks(run, workdir, graph, source_refs, target_refs, default_branch, skipped)
+                push_in_chunks(
+                    run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
+                )
                 return "chunked"
             if run.mode == "full":
                 run.source.fetch(store, wants)
@@ -419,13 +456,21 @@ def _transfer(
                     )
                     else None
                 )
+                # capped: the whole delta in one push if it fits, else in chunks
+                budget = _one_push_budget(run, [*in_scope, *scoped_refs(target_refs, run.options)])
+                fetched = FetchedPack(store, budget)
+                # the LFS pointers are looked for while the pack downloads (another process reads it)
+                run.pointer_scan = PointerFollower(fetched) if run.options.lfs and not run.dry_run else None
                 try:
-                    # capped: the whole delta in one push if it fits, else in chunks
-                    budget = _one_push_budget(run, [*in_scope, *scoped_refs(target_refs, run.options)])
-                    fetched = run.source.fetch_pack_file(store, wants, haves, limit=budget)
+                    run.source.fetch_pack_file(store, wants, haves, into=fetched)
                 except PackOverLimit:
+                    if run.pointer_scan is not None:
+                        run.pointer_scan.stop()
+                        run.pointer_scan = None  # each chunk's pointers are read from its own pack
                     graph = fetch_commit_graph(run, workdir, repos, wants)
-                    push_in_chunks(run, workdir, graph, source_refs, target_refs, default_branch, skipped)
+                    push_in_chunks(
+                        run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
+                    )
                     return "chunked"
                 finally:
                     if negotiation is not None:
@@ -444,6 +489,8 @@ def _transfer(
             if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
                 mode += "+graph"
         finally:
+            if run.pointer_scan is not None:
+                run.pointer_scan.stop()
             if run.fetched is not None:
                 run.fetched.discard()
             for repo in repos:
@@ -480,6 +527,14 @@ def _plan_and_push(
     run.report("planning")
     decisions = plan_ref_updates(source_refs, target_refs, default_branch, oracle, run.options)
     skipped.extend(d for d in decisions if d.action == Action.SKIP_DIVERGENT)
+    # LFS objects first; not between two local paths (no LFS server on either side)
+    if (
+        run.options.lfs
+        and not run.dry_run
+        and not run.local
+        and any(d.action not in (Action.DELETE, Action.SKIP_DIVERGENT) for d in decisions)
+    ):
+        _copy_lfs_objects(run, store)
     batches = batch_ref_updates(decisions, default_branch, run.batch_size)
     for index, batch in enumerate(batches):
         if run.time_up():

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from gitmirror.errors import UsageError
 from gitmirror.jobs import retry_delay
-from gitmirror.mirror.credentials import Anonymous, CodeCommitIAM, CredentialProvider, SecretCredentials
+from gitmirror.mirror.credentials import (
+    Anonymous,
+    CodeCommitIAM,
+    CredentialProvider,
+    SecretCredentials,
+    is_codecommit,
+)
 from gitmirror.mirror.engine import failed_result, sync_mirror
 from gitmirror.mirror.rejections import with_hints
 from gitmirror.mirror.transport import Remote
@@ -35,6 +41,7 @@ from gitmirror.values import (
 
 DIVERGED = "Some refs have diverged and have not been updated on the remote:"
 REJECTED = "Some refs were rejected by the remote:"
+LFS_FAILED = "Error synchronizing LFS files:"  # GitLab's words
 MAX_ERROR_CHARS = 4000
 # Give up on a run this long before the Lambda's own deadline, to record the result and release the lease.
 SAFETY_SECONDS = 30.0
@@ -72,6 +79,7 @@ class JobOutcome:
                 bytes_sent=result.stats.bytes_sent,
                 pushes=result.stats.pushes,
                 **ref_counts(result),
+                **lfs_fields(result),
             )
         if self.mirror_deleted:
             fields["mirror_deleted"] = True
@@ -153,6 +161,8 @@ def failure_message(result: SyncResult) -> str | None:
     if result.error:
         return with_hints(result.error, [result.hint or ""], MAX_ERROR_CHARS)
     parts = []
+    if result.lfs.error:
+        parts.append(LFS_FAILED + "\n\n" + result.lfs.error)
     if result.divergent_refs:
         parts.append(DIVERGED + "\n\n" + "\n".join(result.divergent_refs))
     rejected = [r for r in result.refs if r.action == Action.REJECTED]
@@ -182,7 +192,13 @@ def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
         "last_error": failure_message(result),
         "divergent_refs": result.divergent_refs or None,
         **ref_counts(result),
+        **lfs_fields(result),
     }
+
+
+def lfs_fields(result: SyncResult) -> dict[str, object]:
+    """The LFS counts and error, as the status and the run record both carry them."""
+    return {"lfs_objects": result.lfs.objects, "lfs_bytes": result.lfs.bytes, "lfs_error": result.lfs.error}
 
 
 def run_job(
@@ -317,6 +333,9 @@ def _run_record(
         remaining_refs=len(result.remaining_refs),
         duration_ms=int(result.stats.duration_seconds * 1000),
         transfer=result.stats.transfer,
+        lfs_objects=result.lfs.objects,
+        lfs_bytes=result.lfs.bytes,
+        lfs_error=result.lfs.error,
         expires_at=int((utcnow() + dt.timedelta(days=settings.run_ttl_days)).timestamp()),
     )
 
@@ -362,10 +381,18 @@ def _sync(
     try:
         source_creds = creds.named(mirror.source_secret)
         target_creds = _target_provider(mirror, creds)
-        source = Remote(parse_remote(mirror.source_url), source_creds, policy=settings.policy)
-        target = Remote(parse_remote(mirror.url), target_creds, policy=settings.policy)
+        # a mirror's separate LFS credentials, when it names them (else the repositories')
+        lfs_source = creds.named(mirror.lfs_source_secret) if mirror.lfs_source_secret else None
+        lfs_target = creds.named(mirror.lfs_target_secret, write=True) if mirror.lfs_target_secret else None
+        source = Remote(
+            parse_remote(mirror.source_url), source_creds, policy=settings.policy, lfs_credentials=lfs_source
+        )
+        target = Remote(
+            parse_remote(mirror.url), target_creds, policy=settings.policy, lfs_credentials=lfs_target
+        )
     except UsageError as exc:
         return failed_result(exc.message, exc.kind)
+    mode = lfs_catch_up_mode(mirror)
     max_bytes = continuation.max_push_bytes(mirror)
     result = sync_mirror(
         source,
@@ -374,13 +401,14 @@ def _sync(
         remaining_seconds=clock.seconds_left,
         workdir_parent=workdir_parent,
         dry_run=dry_run,
+        mode=mode,
         max_push_bytes=max_bytes,
         time_limit=continuation.push_time_limit(clock.seconds_left()),
     )
     if result.error_kind == "auth":
         # A rotated secret: read the secrets again (bypassing the cache) and try once more.
         refreshed = False
-        for creds in (source_creds, target_creds):
+        for creds in {source_creds, target_creds, source.lfs_credentials, target.lfs_credentials}:
             if isinstance(creds, SecretCredentials):
                 creds.refresh()
                 refreshed = True
@@ -393,7 +421,17 @@ def _sync(
                 remaining_seconds=clock.seconds_left,
                 workdir_parent=workdir_parent,
                 dry_run=dry_run,
+                mode=mode,
                 max_push_bytes=max_bytes,
                 time_limit=continuation.push_time_limit(clock.seconds_left()),
             )
     return result
+
+
+def lfs_catch_up_mode(mirror: Mirror) -> str:
+    """After a run that left LFS objects behind (the target had no LFS server yet, the source lacked an
+    object), fetch the whole history once: its pointers, not only the new commits', are then checked
+    against the target. Not for CodeCommit, which never has LFS."""
+    if mirror.lfs and mirror.lfs_error and not is_codecommit(parse_remote(mirror.url)):
+        return "full"
+    return "incremental"

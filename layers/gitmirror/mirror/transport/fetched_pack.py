@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dulwich.repo import Repo
 
@@ -47,10 +47,14 @@ class FetchedPack:
         self._indexed_path: str | None = None
         self._checksum = hashlib.sha1(usedforsecurity=False)
         self._tail = b""  # the last bytes written: the trailer, once the download is complete
+        self.on_disk = 0
+        # hears how many bytes are on disk after each write (the LFS pointer scan follows the download)
+        self.on_growth: Callable[[int], None] | None = None
 
     def write(self, data: bytes) -> None:
         """Append downloaded bytes, hashing them on the way (a pass-through pack is never indexed, so
-        this is what tells a complete pack from a truncated one)."""
+        this is what tells a complete pack from a truncated one). They go to disk at once (unbuffered),
+        so a process following the download sees every byte that arrived."""
         self.received += len(data)
         if self.limit is not None and self.received > self.limit:
             if not self.measure_beyond:
@@ -59,6 +63,10 @@ class FetchedPack:
         if self.over_limit:
             return
         self.file.write(data)
+        self.file.flush()
+        self.on_disk += len(data)
+        if self.on_growth is not None:
+            self.on_growth(self.on_disk)
         joined = self._tail + data
         self._checksum.update(joined[:-_TRAILER])
         self._tail = joined[-_TRAILER:]
@@ -98,6 +106,14 @@ class FetchedPack:
                 raise ProtocolFailure("the fetched pack is shorter than what was downloaded")
             offset += len(block)
             yield block
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes of the pack from `offset` (positional: the writer's offset is left alone)."""
+        if self._indexed_path is not None:
+            with open(self._indexed_path, "rb") as pack:
+                pack.seek(offset)
+                return pack.read(size)
+        return os.pread(self.file.fileno(), max(0, min(size, self.size - offset)), offset)
 
     def index(self) -> Repo:
         if not self.indexed:

@@ -125,9 +125,12 @@ class Remote:
         connect_timeout: float = 15.0,
         read_timeout: float = 120.0,
         policy: NetworkPolicy | None = None,
+        lfs_credentials: CredentialProvider | None = None,
     ) -> None:
         self.url = url
         self.credentials = credentials or Anonymous()
+        # the LFS server's, when they differ from the repository's (some hosts)
+        self.lfs_credentials = lfs_credentials or self.credentials
         self.stats = TransferStats()
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._policy = policy
@@ -137,6 +140,10 @@ class Remote:
 
     def __repr__(self) -> str:
         return f"Remote({self.url.url!r})"
+
+    @property
+    def policy(self) -> NetworkPolicy | None:
+        return self._policy
 
     # --- clients -----------------------------------------------------------------------------------
 
@@ -275,15 +282,17 @@ class Remote:
         filter_spec: bytes | None = None,
         limit: int | None = None,
         measure_beyond: bool = False,
+        into: FetchedPack | None = None,
     ) -> FetchedPack:
         """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
 
         The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
         bounded whatever the repository's size. Offset deltas are asked for: smaller packs, and the
         delta's commits can be read without indexing (a target without them gets a re-pack, see `push`).
-        `limit` and `measure_beyond`: see `FetchedPack`.
+        `limit` and `measure_beyond`: see `FetchedPack` (for a pack made here). `into`: a FetchedPack
+        made in advance (a reader may follow the download).
         """
-        fetched = FetchedPack(repo, limit, measure_beyond=measure_beyond)
+        fetched = into or FetchedPack(repo, limit, measure_beyond=measure_beyond)
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
 
         def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:

@@ -1,0 +1,302 @@
+"""Git LFS objects mirrored with the refs that need them, against real servers: git http-backend with
+giftless mounted under each repository's info/lfs/, the real git-lfs client writing the source's history
+and reading the target's, and `gitmirror sync` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gitmirror_dev.gitserver import GitHTTPServer
+from tests.conftest import CANARIES, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER
+from tests.integration.test_cli_sync import GITMIRROR
+from tests.support import gitrepo as g
+from tests.support.lfs import (
+    LfsWork,
+    clone_with_lfs,
+    lfs_requests,
+    payload,
+    remove_object,
+    sha256,
+    stored_objects,
+)
+
+SRC, DST = "org/src.git", "org/dst.git"
+MIB = 1024 * 1024
+
+
+@dataclass
+class LfsServers:
+    source: GitHTTPServer
+    target: GitHTTPServer
+    work: LfsWork
+
+    @property
+    def source_url(self) -> str:
+        return self.source.repo_url(SRC)
+
+    @property
+    def target_url(self) -> str:
+        return self.target.repo_url(DST)
+
+
+def _servers(tmp_path: Path, *, target_lfs: bool = True) -> Iterator[LfsServers]:
+    with (
+        GitHTTPServer(tmp_path / "srv-src", SOURCE_USER, SOURCE_TOKEN, lfs=True) as source,
+        GitHTTPServer(tmp_path / "srv-dst", TARGET_USER, TARGET_TOKEN, lfs=target_lfs) as target,
+    ):
+        source.create_bare(SRC)
+        target.create_bare(DST)
+        yield LfsServers(source, target, LfsWork.create(tmp_path / "work", source, SRC))
+
+
+@pytest.fixture
+def lfs_servers(tmp_path: Path) -> Iterator[LfsServers]:
+    yield from _servers(tmp_path)
+
+
+@pytest.fixture
+def no_lfs_target(tmp_path: Path) -> Iterator[LfsServers]:
+    yield from _servers(tmp_path, target_lfs=False)
+
+
+def sync(servers: LfsServers, *extra: str, env: dict[str, str]) -> tuple[int, dict[str, object]]:
+    proc = subprocess.run(
+        [GITMIRROR, "sync", servers.source_url, servers.target_url, "--json", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    for canary in CANARIES:
+        assert canary not in proc.stdout and canary not in proc.stderr
+    assert proc.stdout, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def lfs(out: dict[str, object]) -> dict[str, object]:
+    value = out["lfs"]
+    assert isinstance(value, dict) and set(value) == {"objects", "bytes", "error"}
+    return value
+
+
+def test_cold_mirror_copies_every_object_and_a_clone_of_the_target_gets_the_contents(
+    lfs_servers: LfsServers, sync_env: dict[str, str], tmp_path: Path
+) -> None:
+    files = {
+        "big.bin": payload(30 * MIB, "big"),
+        "small.bin": payload(1000, "small"),
+        "docs/model.bin": payload(70_000, "model"),
+    }
+    work = lfs_servers.work
+    work.commit({"README": b"plain file\n", "big.bin": files["big.bin"]}, "big")
+    work.commit({k: v for k, v in files.items() if k != "big.bin"}, "more")
+    work.push("main")
+    assert set(stored_objects(lfs_servers.source, SRC)) == {sha256(v) for v in files.values()}
+
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0, out
+    assert out["status"] == "success"
+    assert lfs(out) == {"objects": 3, "bytes": sum(len(v) for v in files.values()), "error": None}
+    assert stored_objects(lfs_servers.target, DST) == {sha256(v): len(v) for v in files.values()}
+    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(lfs_servers.source.repo_path(SRC))
+
+    clone = clone_with_lfs(lfs_servers.target, DST, tmp_path / "clone")
+    for name, data in files.items():
+        assert (clone / name).read_bytes() == data
+    assert (clone / "README").read_bytes() == b"plain file\n"
+
+    # nothing new: no LFS request at all, nothing copied
+    lfs_servers.target.clear_requests()
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0 and lfs(out) == {"objects": 0, "bytes": 0, "error": None}
+    assert lfs_requests(lfs_servers.target) == []
+
+
+def test_incremental_sync_copies_exactly_the_new_object(
+    lfs_servers: LfsServers, sync_env: dict[str, str], tmp_path: Path
+) -> None:
+    work = lfs_servers.work
+    work.commit({f"f{i}.bin": payload(5000 + i, f"old{i}") for i in range(4)}, "four objects")
+    work.push("main")
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0 and lfs(out)["objects"] == 4
+
+    new = payload(123_456, "new")
+    work.commit({"new.bin": new, "f0.bin": payload(5000, "old0")}, "one new object")
+    work.push("main")
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0, out
+    assert lfs(out) == {"objects": 1, "bytes": len(new), "error": None}
+    assert sha256(new) in stored_objects(lfs_servers.target, DST)
+    clone = clone_with_lfs(lfs_servers.target, DST, tmp_path / "clone")
+    assert (clone / "new.bin").read_bytes() == new
+
+
+def test_target_without_lfs_server_still_gets_the_refs_and_the_run_is_partial(
+    no_lfs_target: LfsServers, sync_env: dict[str, str]
+) -> None:
+    work = no_lfs_target.work
+    work.commit({"a.bin": payload(2000, "a"), "b.bin": payload(3000, "b")}, "two")
+    work.push("main")
+    code, out = sync(no_lfs_target, env=sync_env)
+    assert code == 3, out
+    assert out["status"] == "partial" and out["error"] is None
+    result = lfs(out)
+    assert result["objects"] == 0 and result["bytes"] == 0
+    assert "the target has no Git LFS server" in str(result["error"])
+    assert "2 objects were not mirrored" in str(result["error"])
+    assert g.refs(no_lfs_target.target.repo_path(DST)) == g.refs(no_lfs_target.source.repo_path(SRC))
+
+
+def test_object_missing_on_source_is_named_and_the_others_are_copied(
+    lfs_servers: LfsServers, sync_env: dict[str, str]
+) -> None:
+    work = lfs_servers.work
+    kept, lost = payload(4000, "kept"), payload(6000, "lost")
+    work.commit({"kept.bin": kept, "lost.bin": lost}, "two")
+    work.push("main")
+    remove_object(lfs_servers.source, SRC, sha256(lost))
+
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 3, out
+    assert out["status"] == "partial"
+    result = lfs(out)
+    assert result["objects"] == 1 and result["bytes"] == len(kept)
+    assert f"LFS object {sha256(lost)} is missing on the source" in str(result["error"])
+    assert set(stored_objects(lfs_servers.target, DST)) == {sha256(kept)}
+    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(lfs_servers.source.repo_path(SRC))
+
+
+def test_every_object_missing_on_source(lfs_servers: LfsServers, sync_env: dict[str, str]) -> None:
+    """giftless answers the whole batch 404 when it has none of the objects: still "missing"."""
+    work = lfs_servers.work
+    lost = payload(6000, "only")
+    work.commit({"only.bin": lost}, "one")
+    work.push("main")
+    remove_object(lfs_servers.source, SRC, sha256(lost))
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 3
+    assert lfs(out) == {
+        "objects": 0,
+        "bytes": 0,
+        "error": f"LFS object {sha256(lost)} is missing on the source",
+    }
+
+
+def test_no_lfs_pushes_the_pointers_only(lfs_servers: LfsServers, sync_env: dict[str, str]) -> None:
+    work = lfs_servers.work
+    work.commit({"a.bin": payload(2000, "a")}, "one")
+    work.push("main")
+    lfs_servers.source.clear_requests()
+    code, out = sync(lfs_servers, "--no-lfs", env=sync_env)
+    assert code == 0, out
+    assert lfs(out) == {"objects": 0, "bytes": 0, "error": None}
+    assert lfs_requests(lfs_servers.source) == [] and lfs_requests(lfs_servers.target) == []
+    assert stored_objects(lfs_servers.target, DST) == {}
+    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(lfs_servers.source.repo_path(SRC))
+
+
+def test_lfs_server_down_fails_retryably_before_any_ref_is_pushed(
+    lfs_servers: LfsServers, sync_env: dict[str, str]
+) -> None:
+    work = lfs_servers.work
+    work.commit({"a.bin": payload(2000, "a")}, "one")
+    work.push("main")
+    lfs_servers.target.fail_next(503, count=10, path_contains="/info/lfs/objects/batch")
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 1, out
+    assert out["status"] == "failed" and "503" in str(out["error"])
+    assert g.refs(lfs_servers.target.repo_path(DST)) == {}
+    lfs_servers.target.clear_failures()
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0 and lfs(out)["objects"] == 1
+
+
+def test_codecommit_target_is_partial_without_asking_for_lfs(
+    lfs_servers: LfsServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CodeCommit URL (served here by the loopback git server: the name resolves to it)."""
+    from gitmirror.mirror.credentials import StaticCredentials
+    from gitmirror.mirror.engine import sync_mirror
+    from gitmirror.mirror.transport import Remote
+    from gitmirror.mirror.urls import parse_remote
+
+    host = "git-codecommit.eu-west-1.amazonaws.com"
+    real = socket.getaddrinfo
+
+    def resolve(name: object, *args: object, **kwargs: object) -> object:
+        return real("127.0.0.1" if name == host else name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    work = lfs_servers.work
+    work.commit({"a.bin": payload(2000, "a"), "b.bin": payload(2001, "b"), "c.bin": payload(2002, "c")}, "x")
+    work.push("main")
+    target_url = parse_remote(f"http://{host}:{lfs_servers.target.port}/{DST}")
+    result = sync_mirror(
+        Remote(parse_remote(lfs_servers.source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)),
+        Remote(target_url, StaticCredentials(TARGET_USER, TARGET_TOKEN)),
+    )
+    assert result.status.value == "partial" and not result.retryable
+    assert result.lfs.error == "AWS CodeCommit has no Git LFS; 3 objects were not mirrored"
+    assert result.lfs.objects == 0
+    assert lfs_requests(lfs_servers.target) == []
+    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(lfs_servers.source.repo_path(SRC))
+
+
+def test_many_objects_go_in_batches_of_100(lfs_servers: LfsServers, sync_env: dict[str, str]) -> None:
+    work = lfs_servers.work
+    files = {f"many/{i:03d}.bin": payload(100 + i, f"many{i}") for i in range(210)}
+    work.commit(files, "210 objects")
+    work.push("main")
+    lfs_servers.source.clear_requests()
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0, out
+    assert lfs(out) == {"objects": 210, "bytes": sum(map(len, files.values())), "error": None}
+    batches = [r for r in lfs_servers.target.requests_matching(path_contains="/objects/batch")]
+    assert len(batches) == 3  # 100 + 100 + 10 objects asked for
+    assert len(lfs_servers.source.requests_matching(path_contains="/objects/batch")) == 3
+    # one PUT per object (another only when an upload failed mid-way and was streamed again)
+    puts = {r.path.rsplit("/", 1)[1] for r in lfs_servers.target.requests_matching(method="PUT")}
+    assert puts == {sha256(v) for v in files.values()}
+    assert set(stored_objects(lfs_servers.target, DST)) == {sha256(v) for v in files.values()}
+
+
+def test_a_corrupt_object_on_the_source_never_completes_on_the_target(
+    lfs_servers: LfsServers, sync_env: dict[str, str]
+) -> None:
+    work = lfs_servers.work
+    good, bad = payload(300_000, "good"), payload(400_000, "bad")
+    work.commit({"good.bin": good, "bad.bin": bad}, "two")
+    work.push("main")
+    assert lfs_servers.source.lfs is not None
+    stored = lfs_servers.source.lfs.object_path("org", "src", sha256(bad))
+    stored.write_bytes(b"X" + bad[1:])  # same size, other bytes: giftless serves it as it is
+
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 3, out
+    result = lfs(out)
+    assert result["objects"] == 1 and result["bytes"] == len(good)
+    assert f"LFS object {sha256(bad)} was not copied" in str(result["error"])
+    assert "sha256" in str(result["error"])
+    on_target = stored_objects(lfs_servers.target, DST)
+    assert on_target[sha256(good)] == len(good)
+    assert on_target.get(sha256(bad), 0) < len(bad)  # the upload was cut before its last chunk
+
+
+def test_a_dry_run_copies_no_lfs_object(lfs_servers: LfsServers, sync_env: dict[str, str]) -> None:
+    work = lfs_servers.work
+    work.commit({"a.bin": payload(2000, "a")}, "one")
+    work.push("main")
+    lfs_servers.source.clear_requests()
+    code, out = sync(lfs_servers, "--dry-run", env=sync_env)
+    assert code == 0, out
+    assert out["dry_run"] is True and lfs(out) == {"objects": 0, "bytes": 0, "error": None}
+    assert lfs_requests(lfs_servers.source) == [] and lfs_requests(lfs_servers.target) == []
+    assert g.refs(lfs_servers.target.repo_path(DST)) == {}
