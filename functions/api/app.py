@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.errors import MirrorNotFound
@@ -38,7 +39,7 @@ from gitmirror.settings import ApiSettings, load
 from gitmirror.values import Trigger
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(ApiSettings)
 app = ManagementResolver(logger, metrics)

@@ -14,13 +14,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.manage.mirrors import schedule_all
 from gitmirror.settings import SchedulerSettings, load
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(SchedulerSettings)
 

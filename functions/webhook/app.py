@@ -16,6 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.idempotency import DynamoDeliveryLedger
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
@@ -28,7 +29,7 @@ from gitmirror.webhook.payloads import delivery_id
 from gitmirror.webhook.receive import ReceiverPorts, Reply, receive_webhook
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(WebhookSettings)
 app = APIGatewayHttpResolver()

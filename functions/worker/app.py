@@ -8,15 +8,14 @@ batch processor expects.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.events import EventBridgeEvents
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
@@ -24,18 +23,32 @@ from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
 from gitmirror.jobs import retry_delay
 from gitmirror.records import SyncJob
-from gitmirror.run.mirror_run import JobOutcome, job_log_keys, run_job
 from gitmirror.settings import WorkerSettings, load
 from gitmirror.values import RunStatus
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from gitmirror.run.mirror_run import JobOutcome
+
+# What a cold start needs is imported here; the engine (dulwich) and Powertools' batch processor load
+# with the first job, so a bad environment still fails the cold start but costs no more than that.
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(WorkerSettings)
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-# Report failed records as batch item failures even when every record failed: a retry is expected
-# flow control here, not a function error (which would also trip the worker-errors alarm).
-processor.raise_on_entire_batch_failure = False
+
+
+@functools.cache
+def processor() -> SqsFifoPartialProcessor:
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
+
+    fifo = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # Report failed records as batch item failures even when every record failed: a retry is expected
+    # flow control here, not a function error (which would also trip the worker-errors alarm).
+    fifo.raise_on_entire_batch_failure = False
+    return fifo
 
 
 class RetryLater(Exception):
@@ -74,6 +87,8 @@ def announce(outcome: JobOutcome) -> None:
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> dict[str, Any]:
+    from gitmirror.run.mirror_run import job_log_keys, run_job
+
     mirrors, secrets, queue = ports()
     # per thread: the local stack runs the receiver in another thread of the same process
     logger.thread_safe_clear_keys()  # the previous record's
@@ -136,8 +151,10 @@ def _run_started(run_id: str) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
     return dict(
         process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+            event=event, record_handler=record_handler, processor=processor(), context=context
         )
     )

@@ -15,6 +15,9 @@ from typing import Any
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 30
 MAX_ATTEMPTS = 3
+# What the handlers' Tracer patches: the AWS SDK is the only traced library they call. Powertools'
+# default (X-Ray's patch_all) would also import and patch requests, sqlite3 and others at cold start.
+TRACED_MODULES = ("botocore",)
 
 
 @functools.cache

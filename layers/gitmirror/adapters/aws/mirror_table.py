@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from gitmirror.errors import MirrorExists, MirrorNotFound, TransientError
@@ -66,6 +65,19 @@ def _clean(item: dict[str, Any]) -> dict[str, Any]:
 
 def _drop_none(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if v is not None and v != [] and v != ""}
+
+
+def _attr(name: str) -> Any:
+    # boto3 loads with the first DynamoDB call (clients.resource), not at a handler's cold start.
+    from boto3.dynamodb.conditions import Attr
+
+    return Attr(name)
+
+
+def _key(name: str) -> Any:
+    from boto3.dynamodb.conditions import Key
+
+    return Key(name)
 
 
 class MirrorStore:
@@ -131,7 +143,7 @@ class MirrorStore:
             self._call(
                 self.mirrors.put_item,
                 Item=_drop_none(mirror.model_dump(mode="json")),
-                ConditionExpression=Attr("id").not_exists(),
+                ConditionExpression=_attr("id").not_exists(),
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):
@@ -155,7 +167,7 @@ class MirrorStore:
                 UpdateExpression=expr,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={f":v{i}": v for i, v in enumerate(sets.values())},
-                ConditionExpression=Attr("id").exists(),
+                ConditionExpression=_attr("id").exists(),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
@@ -167,7 +179,7 @@ class MirrorStore:
     def delete(self, mirror_id: str) -> None:
         try:
             self._call(
-                self.mirrors.delete_item, Key={"id": mirror_id}, ConditionExpression=Attr("id").exists()
+                self.mirrors.delete_item, Key={"id": mirror_id}, ConditionExpression=_attr("id").exists()
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):
@@ -184,8 +196,8 @@ class MirrorStore:
                 self.mirrors.update_item,
                 Key={"id": mirror_id},
                 UpdateExpression="SET update_status = :s, last_scheduled_at = :t",
-                ConditionExpression=Attr("id").exists()
-                & (Attr("lease_expires_at").not_exists() | Attr("lease_expires_at").lt(stamp)),
+                ConditionExpression=_attr("id").exists()
+                & (_attr("lease_expires_at").not_exists() | _attr("lease_expires_at").lt(stamp)),
                 ExpressionAttributeValues={":s": UpdateStatus.SCHEDULED.value, ":t": stamp},
             )
         except ClientError as exc:
@@ -209,8 +221,8 @@ class MirrorStore:
                     "SET update_status = :s, last_update_started_at = :t, lease_owner = :o, "
                     "lease_expires_at = :e, last_run_id = :o"
                 ),
-                ConditionExpression=Attr("id").exists()
-                & (Attr("lease_expires_at").not_exists() | Attr("lease_expires_at").lt(stamp)),
+                ConditionExpression=_attr("id").exists()
+                & (_attr("lease_expires_at").not_exists() | _attr("lease_expires_at").lt(stamp)),
                 ExpressionAttributeValues={
                     ":s": UpdateStatus.STARTED.value,
                     ":t": stamp,
@@ -241,7 +253,7 @@ class MirrorStore:
                 UpdateExpression=expr,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={f":f{i}": v for i, v in enumerate(sets.values())},
-                ConditionExpression=Attr("lease_owner").eq(run_id),
+                ConditionExpression=_attr("lease_owner").eq(run_id),
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):
@@ -257,7 +269,7 @@ class MirrorStore:
     def list_runs(self, mirror_id: str, limit: int = 20) -> list[RunRecord]:
         page = self._call(
             self.runs.query,
-            KeyConditionExpression=Key("mirror_id").eq(mirror_id),
+            KeyConditionExpression=_key("mirror_id").eq(mirror_id),
             ScanIndexForward=False,
             Limit=limit,
         )
