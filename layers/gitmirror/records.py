@@ -66,10 +66,14 @@ def _check_secret_name(value: str | None) -> str | None:
     return value
 
 
+# Every model here is built on first use (defer_build): a handler's cold start imports them all but
+# validates with few of them.
+
+
 class MirrorSettings(BaseModel):
     """The fields an operator may change after creation (GitLab: the target URL is immutable)."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=2048)
+    model_config = ConfigDict(extra="forbid", str_max_length=2048, defer_build=True)
 
     enabled: bool | None = None
     keep_divergent_refs: bool | None = None
@@ -140,7 +144,7 @@ class MirrorSpec(MirrorSettings):
 class Mirror(BaseModel):
     """One mirror's DynamoDB item: configuration plus GitLab-style status fields."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     id: str
     enabled: bool = True
@@ -247,7 +251,7 @@ def source_keys(provider: str, repo_id: str | None, full_name: str | None) -> li
 class SyncJob(BaseModel):
     """An SQS message: "sync mirror X, triggered by delivery D". Never carries secrets or URLs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     mirror_id: str
     trigger: Trigger
@@ -271,6 +275,8 @@ class SyncJob(BaseModel):
 
 class RunRecord(BaseModel):
     """One item of run history (TTL'd)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     mirror_id: str
     run_id: str

@@ -45,10 +45,14 @@ _DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _MAX_REF_LENGTH = 1024
 
 
+# Every model here is built on first use (defer_build): a handler's cold start imports them all but
+# validates with few of them.
+
+
 class PushEvent(BaseModel):
     """A push to one ref of one repository."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     provider: Provider
     event: str  # the event header value, e.g. "push", "Push Hook", "System Hook"
@@ -77,7 +81,7 @@ class PushEvent(BaseModel):
 class IgnoredEvent(BaseModel):
     """A well-formed delivery the mirror does not act on (ping, issues, notes, other system hooks...)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     provider: Provider
     event: str
@@ -94,7 +98,7 @@ def _is_zero(object_id: str) -> bool:
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class _HubRepository(_Payload):  # GitHub and Gitea
