@@ -40,9 +40,11 @@ check-sam:
 build:
 	bash scripts/sam_build.sh
 
+# make bench SCENARIO=name[,name] runs only those run.py scenarios (`receiver`, `lfs` = those benchmarks);
+# BENCH_ARGS passes more options (bench/README.md).
 bench: setup setup-lfs
-	$(PY) bench/run.py
-	$(PY) bench/push_limits.py
+	$(PY) bench/run.py $(if $(SCENARIO),--only $(SCENARIO)) $(BENCH_ARGS)
+	$(if $(SCENARIO),,$(PY) bench/push_limits.py)
 
 fuzz: setup
 	GITMIRROR_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q -p no:cacheprovider tests/integration/test_fuzz_receiver.py

@@ -57,6 +57,7 @@ MIB = 1024 * 1024
 BIGBLOB_MIB = int(os.environ.get("BENCH_BIGBLOB_MIB", "1024"))
 INCR_N = 20  # newest first-parent commits of the default branch missing in the target
 INCR_K = 2  # newest tags missing in the target
+HISTORY_INCR_N, HISTORY_INCR_K = 200, 3  # the same recipe on the large histories
 FIXED_ENV = {
     "GIT_AUTHOR_NAME": "Bench",
     "GIT_AUTHOR_EMAIL": "bench@example.invalid",
@@ -69,7 +70,12 @@ FIXED_ENV = {
 
 # The public homes of the benchmark repositories: without ../shared/bench (or $BENCH_BUNDLE_DIR), clone
 # them and bundle them (bench/README.md, "Benchmark repositories").
-UPSTREAMS = {"httpx": "https://github.com/encode/httpx", "pip": "https://github.com/pypa/pip"}
+UPSTREAMS = {
+    "httpx": "https://github.com/encode/httpx",
+    "pip": "https://github.com/pypa/pip",
+    "git": "https://github.com/git/git",  # the large history (--large): 85k commits, about 300 MiB
+}
+FETCHED_BUNDLES = CACHE_DIR / "bundles"  # where run.py keeps the bundles it made itself
 
 
 def bundle_hint(names: list[str]) -> str:
@@ -83,6 +89,35 @@ def bundle_hint(names: list[str]) -> str:
         f"make the bundles with `{steps}` in a directory and set BENCH_BUNDLE_DIR to it "
         "(or put them in ../shared/bench beside the checkout); see bench/README.md"
     )
+
+
+def locate_bundle(name: str, fetch: bool) -> Path | None:
+    """`name`.bundle from $BENCH_BUNDLE_DIR or ../shared/bench, else the one made earlier in
+    bench/.cache/bundles; else (with `fetch`) clone the public repository and bundle it there."""
+    found = find_bundle(f"{name}.bundle")
+    made = FETCHED_BUNDLES / f"{name}.bundle"
+    if found is not None or made.is_file() or not fetch:
+        return found or (made if made.is_file() else None)
+    FETCHED_BUNDLES.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"fetch-{name}-", dir=FETCHED_BUNDLES) as tmp:
+        clone = Path(tmp) / f"{name}.git"
+        log(
+            f"{name}.bundle not found: cloning {UPSTREAMS[name]} (once; kept in {made.parent.relative_to(REPO_ROOT)})"
+        )
+        t0 = time.monotonic()
+        res = subprocess.run(
+            ["git", "clone", "--mirror", "--progress", UPSTREAMS[name], str(clone)],
+            env=SETUP_ENV,
+            check=False,
+        )
+        if res.returncode != 0:
+            log(f"cloning {UPSTREAMS[name]} failed (exit {res.returncode})")
+            return None
+        partial = Path(tmp) / made.name
+        git("-C", clone, "bundle", "create", "-q", partial, "HEAD", "--branches", "--tags")
+        partial.rename(made)
+        log(f"made {made.relative_to(REPO_ROOT)} in {time.monotonic() - t0:.0f}s")
+    return made
 
 
 def log(msg: str) -> None:
@@ -162,12 +197,15 @@ class Config:
     work: Path
     blob_mib: int
     manyrefs: int
+    history_commits: int = 60_000
+    manyrefs_changed: tuple[int, int] = (10_000, 100)  # branches, changed ones (manyrefs-incremental)
+    fetch: bool = True
     _restored: dict[str, Path] = field(default_factory=dict)
 
     def restored(self, name: str) -> Path:
         """The bundle restored as a bare repo (once per invocation)."""
         if name not in self._restored:
-            bundle = find_bundle(f"{name}.bundle")
+            bundle = locate_bundle(name, self.fetch)
             if bundle is None:
                 raise FileNotFoundError(f"{name}.bundle not found (bench/README.md: Benchmark repositories)")
             dst = self.work / "base" / f"{name}.git"
@@ -289,8 +327,10 @@ def prep_noop(cfg: Config, src: Path) -> Prepared:
     return Prepared(src, template, {"target": "identical to source"})
 
 
-def _fast_import(dst: Path, stream_writer: Callable[[Any], None]) -> None:
-    git("init", "-q", "--bare", dst)
+def _fast_import(dst: Path, stream_writer: Callable[[Any], None], init: bool = True) -> None:
+    """Feed a fast-import stream into dst (a new bare repository unless init is False)."""
+    if init:
+        git("init", "-q", "--bare", dst)
     proc = subprocess.Popen(
         ["git", "-C", str(dst), "fast-import", "--quiet"],
         stdin=subprocess.PIPE,
@@ -394,14 +434,7 @@ def prep_blobs_incremental(cfg: Config, src: Path) -> Prepared:
         w.write(b"M 100644 inline CHANGES.txt\ndata %d\n%b\n" % (len(content), content))
         w.write(b"reset refs/tags/v1.1\nfrom refs/heads/main\n\n")
 
-    proc = subprocess.Popen(
-        ["git", "-C", str(src), "fast-import", "--quiet"], stdin=subprocess.PIPE, env=SETUP_ENV
-    )
-    assert proc.stdin is not None
-    write(proc.stdin)
-    proc.stdin.close()
-    if proc.wait() != 0:
-        raise RuntimeError("git fast-import failed")
+    _fast_import(src, write, init=False)
     return Prepared(src, template, {"target": "one commit and one tag behind", "blob_mib": cfg.blob_mib})
 
 
@@ -411,13 +444,188 @@ def prep_manyrefs(cfg: Config, src: Path) -> Prepared:
     return Prepared(src, None, {"target": "empty", "branches_generated": cfg.manyrefs})
 
 
+def build_history(dst: Path, commits: int) -> None:
+    """A long history of small changes, shaped like a busy project's: a first-parent chain on main where
+    every 10th commit merges a two-commit topic branch, an annotated tag every commits/60 first-parent
+    commits and a maintenance branch every commits/6 (seeded by the loop, reproducible)."""
+    tag_every, maint_every = max(1, commits // 60), max(1, commits // 6)
+
+    def write(w: Any) -> None:
+        mark, made, first_parent = 0, 0, 0
+        main: int | None = None
+
+        def commit(ref: bytes, parents: list[int], path: bytes) -> int:
+            nonlocal mark, made
+            mark += 1
+            made += 1
+            when = 1_500_000_000 + made * 60
+            msg = b"change %d\n" % made
+            body = b"line %d of %s\n" % (made, path) * 4
+            w.write(b"commit %s\nmark :%d\n" % (ref, mark))
+            w.write(b"author Bench <bench@example.invalid> %d +0000\n" % when)
+            w.write(b"committer Bench <bench@example.invalid> %d +0000\n" % when)
+            w.write(b"data %d\n%s" % (len(msg), msg))
+            if parents:
+                w.write(b"from :%d\n" % parents[0])
+            for p in parents[1:]:
+                w.write(b"merge :%d\n" % p)
+            w.write(b"M 100644 inline %s\ndata %d\n%s\n" % (path, len(body), body))
+            return mark
+
+        while made < commits:
+            path = b"src/d%02d/f%02d.txt" % (made % 50, made % 37)
+            if main is not None and first_parent % 10 == 9:
+                topic = commit(b"refs/heads/bench-topic", [main], path)
+                topic = commit(b"refs/heads/bench-topic", [topic], path + b".topic")
+                main = commit(b"refs/heads/main", [main, topic], b"MERGES")
+            else:
+                main = commit(b"refs/heads/main", [main] if main else [], path)
+            first_parent += 1
+            if first_parent % tag_every == 0:
+                msg = b"release %d\n" % first_parent
+                w.write(b"tag v%d\nfrom :%d\n" % (first_parent, main))
+                w.write(b"tagger Bench <bench@example.invalid> %d +0000\n" % (1_500_000_000 + made * 60))
+                w.write(b"data %d\n%s\n" % (len(msg), msg))
+            if first_parent % maint_every == 0:
+                w.write(b"reset refs/heads/maint-%d\nfrom :%d\n\n" % (first_parent // maint_every, main))
+
+    _fast_import(dst, write)
+    git("-C", dst, "update-ref", "-d", "refs/heads/bench-topic")
+    git("-C", dst, "symbolic-ref", "HEAD", "refs/heads/main")
+    server_repack(dst)
+
+
+def history(cfg: Config) -> Path:
+    return _cached(f"history-{cfg.history_commits}-v1.git", lambda p: build_history(p, cfg.history_commits))
+
+
+# The merged branch the source deleted: this many first-parent commits behind the default branch.
+DELETE_DEPTH = 1000
+
+
+def _commits_only_pack_bytes(repo: Path, revs: list[str]) -> int:
+    """Size of a pack of just the commits `git rev-list revs` lists: the least a fetch proving the
+    ancestry could cost (no trees, no blobs)."""
+    commits = git("-C", repo, "rev-list", *revs).encode()
+    res = subprocess.run(
+        ["git", "-C", str(repo), "pack-objects", "--stdout", "-q"],
+        input=commits,
+        capture_output=True,
+        env=SETUP_ENV,
+        check=True,
+    )
+    return len(res.stdout)
+
+
+def prep_delete_merged(base: Callable[[Config], Path]) -> Callable[[Config, Path], Prepared]:
+    """The target is the source plus one branch DELETE_DEPTH first-parent commits behind the default
+    branch (merged, then deleted upstream): the sync must prove it merged and delete it."""
+
+    def prep(cfg: Config, src: Path) -> Prepared:
+        local_mirror(base(cfg), src)
+        template = cfg.work / "templates" / src.name
+        local_mirror(src, template)
+        d = git("-C", src, "symbolic-ref", "--short", "HEAD").strip()
+        depth = min(DELETE_DEPTH, int(git("-C", src, "rev-list", "--first-parent", "--count", d)) - 1)
+        tip = git("-C", src, "rev-parse", f"{d}~{depth}").strip()
+        git("-C", template, "update-ref", "refs/heads/bench/merged-feature", tip)
+        return Prepared(
+            src,
+            template,
+            {
+                "target": f"source + a merged branch at {d}~{depth}",
+                "default_branch": d,
+                "depth": depth,
+                "range_commits": int(git("-C", src, "rev-list", "--count", d, f"^{tip}")),
+                "range_commits_pack_bytes": _commits_only_pack_bytes(src, [d, f"^{tip}"]),
+            },
+        )
+
+    return prep
+
+
+def prep_history_cold(cfg: Config, src: Path) -> Prepared:
+    local_mirror(history(cfg), src)
+    return Prepared(src, None, {"target": "empty", "commits_generated": cfg.history_commits})
+
+
+def prep_history_incremental(cfg: Config, src: Path) -> Prepared:
+    local_mirror(history(cfg), src)
+    template = cfg.work / "templates" / src.name
+    info = _incremental_template(src, template, HISTORY_INCR_N, HISTORY_INCR_K)
+    return Prepared(src, template, {"target": "older state + divergent branch", **info})
+
+
+def prep_manyrefs_incremental(cfg: Config, src: Path) -> Prepared:
+    """Thousands of branches of which a few moved: each changed branch got one new commit."""
+    n, changed = cfg.manyrefs_changed
+    cached = _cached(f"manyrefs-{n}-v2.git", lambda p: build_manyrefs(p, n))
+    template = cfg.work / "templates" / src.name
+    local_mirror(cached, template)
+    local_mirror(cached, src)
+    moved = [i * (n // changed) for i in range(changed)]
+
+    def write(w: Any) -> None:
+        for i in moved:
+            msg, content = b"more work\n", b"branch %d, again\n" % i
+            w.write(b"commit refs/heads/branch/%05d\n" % i)
+            w.write(b"committer Bench <bench@example.invalid> %d +0000\n" % (1700100000 + i))
+            w.write(b"data %d\n%s" % (len(msg), msg))
+            w.write(b"from refs/heads/branch/%05d^0\n" % i)
+            w.write(b"M 100644 inline file.txt\ndata %d\n%s\n" % (len(content), content))
+
+    _fast_import(src, write, init=False)
+    git("-C", src, "pack-refs", "--all")
+    return Prepared(
+        src,
+        template,
+        {"target": f"{n} branches, {changed} of them one commit behind", "branches": n, "changed": changed},
+    )
+
+
 @dataclass
 class Scenario:
     name: str
     description: str
     prepare: Callable[[Config, Path], Prepared]
-    default: bool = True
+    group: str = ""  # "" = run by default; "pip" = with --pip; "large" = with --large
     bundle: str | None = None  # the real repository it needs (an optional bundle, see bundle_hint)
+    contenders: tuple[str, ...] | None = None  # None = all; else only these (the others add nothing here)
+
+
+PEERS = ("git-fetch-delta", "gitmirror")  # the kept-copy peer is the anchor where the target has content
+WITHOUT_NAIVE = ("git", "git-fetch-delta", "gitmirror")  # dulwich-naive takes minutes on large histories
+
+
+def _bundle_scenarios(name: str, group: str, what: str) -> list[Scenario]:
+    return [
+        Scenario(
+            f"{name}-cold",
+            f"full mirror of {what} into an empty target",
+            prep_bundle_cold(name),
+            group=group,
+            bundle=name,
+            contenders=WITHOUT_NAIVE if group == "large" else None,
+        ),
+        Scenario(
+            f"{name}-incremental",
+            f"{what}; target lacks the newest {INCR_N} first-parent commits of the default branch and "
+            f"{INCR_K} newest tags, and has one divergent branch",
+            prep_bundle_incremental(name),
+            group=group,
+            bundle=name,
+            contenders=WITHOUT_NAIVE if group == "large" else None,
+        ),
+        Scenario(
+            f"{name}-delete-merged",
+            f"{what}; the target also has a branch {DELETE_DEPTH} first-parent commits behind the default "
+            "branch, merged and deleted upstream",
+            prep_delete_merged(lambda cfg: cfg.restored(name)),
+            group=group,
+            bundle=name,
+            contenders=PEERS,
+        ),
+    ]
 
 
 SCENARIOS = {
@@ -447,34 +655,48 @@ SCENARIOS = {
         Scenario(
             "manyrefs", "generated repo with thousands of small branches into an empty target", prep_manyrefs
         ),
+        Scenario(
+            "manyrefs-incremental",
+            "generated repo with 10,000 branches (1,000 with --quick); 100 of them (10) got a new commit",
+            prep_manyrefs_incremental,
+            contenders=PEERS,
+        ),
         Scenario("noop", "httpx; target already equals source", prep_noop, bundle="httpx"),
         Scenario(
-            "pip-cold",
-            "full mirror of pip into an empty target",
-            prep_bundle_cold("pip"),
-            default=False,
-            bundle="pip",
+            "history-cold",
+            "generated long history (60,000 commits; 5,000 with --quick) into an empty target",
+            prep_history_cold,
+            contenders=WITHOUT_NAIVE,
         ),
+        Scenario(
+            "history-incremental",
+            f"the generated history; target lacks the newest {HISTORY_INCR_N} first-parent commits of main "
+            f"and {HISTORY_INCR_K} newest tags, and has one divergent branch",
+            prep_history_incremental,
+            contenders=WITHOUT_NAIVE,
+        ),
+        Scenario(
+            "history-delete-merged",
+            f"the generated history; the target also has a branch {DELETE_DEPTH} first-parent commits behind "
+            "main, merged and deleted upstream",
+            prep_delete_merged(history),
+            contenders=PEERS,
+        ),
+        *_bundle_scenarios("pip", "pip", "pip"),
         Scenario(
             "pip-local",
             "full mirror of pip between two local bare repositories (paths, no HTTP)",
             prep_bundle_local("pip"),
-            default=False,
+            group="pip",
+            bundle="pip",
         ),
         Scenario(
             "bigblob-incremental",
             f"an incremental delta holding one {BIGBLOB_MIB} MiB highly compressible blob",
             prep_bigblob_incremental,
-            default=False,
+            group="pip",
         ),
-        Scenario(
-            "pip-incremental",
-            f"pip; target lacks the newest {INCR_N} first-parent commits of main and {INCR_K} newest tags, "
-            "and has one divergent branch",
-            prep_bundle_incremental("pip"),
-            default=False,
-            bundle="pip",
-        ),
+        *_bundle_scenarios("git", "large", "git/git (fetched from GitHub when no git.bundle is found)"),
     ]
 }
 
@@ -865,8 +1087,15 @@ def fmt_bytes(n: float) -> str:
 # --------------------------------------------------------------------------------------------
 
 GOAL_INCREMENTAL_TIME = 0.5  # x git CLI wall time
-GOAL_COLD_TIME = 1.0  # x git CLI wall time
+GOAL_COLD_TIME = 0.5  # x git CLI wall time (httpx, pip and the large histories)
+GOAL_COLD_BLOBS_TIME = 1.0  # x git CLI wall time (blobs: the transfer itself dominates)
 GOAL_INCREMENTAL_BYTES = 2.0  # x what `git fetch` fetches for the same delta
+GOAL_THIN_PACK = 1.1  # bytes to the target, x git's own (thin) push pack for the same change
+GOAL_PEER_TIME = 1.0  # incremental and many-refs time, x the kept-copy peer (git-fetch-delta)
+GOAL_MANYREFS_BYTES = 2.0  # bytes from the source with 10,000 refs, x the peer's
+GOAL_NOOP_TIME = 1.5  # x the peer
+GOAL_DELETE_TIME = 3.0  # deleting a merged branch, x the peer
+GOAL_DELETE_BYTES = 3.0  # bytes from the source, x a commits-only pack of the range that proves it merged
 GOAL_RSS_MIB = 150  # on the 200 MiB blob repository
 GOAL_RSS_BLOB_MIB = 200
 GOAL_LOCAL_TIME = 1.2  # x git clone --mirror + push --mirror between local repositories
@@ -899,29 +1128,65 @@ def _ratio_goal(
     }
 
 
+def _range_pack_goal(result: dict[str, Any], scenario: str) -> dict[str, Any]:
+    """Bytes from the source for a deletion against a commits-only pack of the range proving it merged."""
+    goal = (
+        f"deleting a merged branch: bytes from the source ≤ {GOAL_DELETE_BYTES}x a commits-only pack of "
+        f"the range ({scenario})"
+    )
+    gm = _summary(result, scenario, "gitmirror")
+    if gm is None:
+        return {"goal": goal, "measured": "not run", "pass": None}
+    if gm["check"] != "ok":
+        return {"goal": goal, "measured": f"gitmirror {gm['check']}", "pass": False}
+    info = result["scenarios"][scenario]["info"]
+    ref = info["range_commits_pack_bytes"]
+    ratio = gm["bytes_from_source"] / ref
+    return {
+        "goal": goal,
+        "measured": f"{ratio:.2f}x (gitmirror {fmt_bytes(gm['bytes_from_source'])} / "
+        f"{fmt_bytes(ref)} for {info['range_commits']} commits)",
+        "pass": ratio <= GOAL_DELETE_BYTES,
+        "ratio": round(ratio, 3),
+    }
+
+
 def goal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's goals, measured; `pass` is None when this invocation did not measure it."""
     names = list(result["scenarios"])
+    first = ["httpx-incremental", "httpx-cold", "blobs-cold"]  # listed first even when not run
+    names = first + [n for n in names if n not in first]
     # bigblob-incremental is there for its memory goal: its time is inflating the blob to read past it
-    incremental = ["httpx-incremental"] + [
+    incremental = [
         n
         for n in names
-        if n.endswith("-incremental") and n not in ("httpx-incremental", "bigblob-incremental")
+        if n.endswith("-incremental") and not n.startswith("manyrefs") and n != "bigblob-incremental"
     ]
-    cold = ["httpx-cold", "blobs-cold"] + [
-        n for n in names if n.endswith("-cold") and n not in ("httpx-cold", "blobs-cold")
-    ]
+    cold = [n for n in names if n.endswith("-cold")]
+    peer = "git-fetch-delta"
     specs = [
         (n, "git", "wall_s_median", GOAL_INCREMENTAL_TIME, "incremental sync ≤ {}x git CLI time", "s")
         for n in incremental
     ]
     specs += [
-        (n, "git", "wall_s_median", GOAL_COLD_TIME, "cold full mirror ≤ {}x git CLI time", "s") for n in cold
+        (n, peer, "wall_s_median", GOAL_PEER_TIME, "incremental sync ≤ {}x the kept-copy peer's time", "s")
+        for n in incremental
     ]
     specs += [
         (
             n,
-            "git-fetch-delta",
+            "git",
+            "wall_s_median",
+            GOAL_COLD_BLOBS_TIME if n.startswith("blobs") else GOAL_COLD_TIME,
+            "cold full mirror ≤ {}x git CLI time",
+            "s",
+        )
+        for n in cold
+    ]
+    specs += [
+        (
+            n,
+            peer,
             "bytes_from_source",
             GOAL_INCREMENTAL_BYTES,
             "bytes fetched for the incremental ≤ {}x git fetch of the same delta",
@@ -932,10 +1197,39 @@ def goal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     specs.append(
         ("pip-local", "git", "wall_s_median", GOAL_LOCAL_TIME, "local-to-local sync ≤ {}x git CLI time", "s")
     )
+    specs += [
+        (n, peer, "bytes_to_target", GOAL_THIN_PACK, "bytes pushed ≤ {}x git's own thin pack", "B")
+        for n in incremental
+    ]
+    specs += [
+        (
+            "manyrefs-incremental",
+            peer,
+            "wall_s_median",
+            GOAL_PEER_TIME,
+            "10,000 refs, 100 changed: time ≤ {}x the peer",
+            "s",
+        ),
+        (
+            "manyrefs-incremental",
+            peer,
+            "bytes_from_source",
+            GOAL_MANYREFS_BYTES,
+            "10,000 refs, 100 changed: bytes from the source ≤ {}x the peer's",
+            "B",
+        ),
+        ("noop", peer, "wall_s_median", GOAL_NOOP_TIME, "no-op ≤ {}x the kept-copy peer's time", "s"),
+    ]
+    deletions = [n for n in names if n.endswith("-delete-merged")] or ["history-delete-merged"]
+    specs += [
+        (n, peer, "wall_s_median", GOAL_DELETE_TIME, "deleting a merged branch ≤ {}x the peer's time", "s")
+        for n in deletions
+    ]
     rows = [
         _ratio_goal(result, n, other, key, limit, f"{text.format(limit)} ({n})", unit)
         for n, other, key, limit, text, unit in specs
     ]
+    rows += [_range_pack_goal(result, n) for n in deletions]
     big = _summary(result, "bigblob-incremental", "gitmirror")
     rows.append(
         {
@@ -1006,11 +1300,17 @@ def render_markdown(result: dict[str, Any]) -> str:
             continue
         s = sc["source"]
         info = sc["info"]
-        delta = (
-            f"{info['expected_commits']} commits, {info['expected_objects']} objects"
-            if "expected_objects" in info
-            else ("none" if name == "noop" else "everything")
-        )
+        if "expected_objects" in info:
+            delta = f"{info['expected_commits']} commits, {info['expected_objects']} objects"
+        elif "range_commits" in info:
+            delta = (
+                f"delete 1 branch; proving it merged takes {info['range_commits']} commits "
+                f"({fmt_bytes(info['range_commits_pack_bytes'])} as a commits-only pack)"
+            )
+        elif "changed" in info:
+            delta = f"{info['changed']} commits on {info['changed']} branches"
+        else:
+            delta = "none" if name == "noop" else "everything"
         lines.append(
             f"| {name} | {s['branches']} branches, {s['tags']} tags, {s['objects']} objects, "
             f"{s['size_mib']} MiB | {info['target']} | {delta} |"
@@ -1102,14 +1402,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="gitmirror benchmark harness", formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--scenarios", help=f"comma list of: {', '.join(SCENARIOS)} (default: all but pip-*)")
+    ap.add_argument(
+        "--scenarios", help=f"comma list of: {', '.join(SCENARIOS)} (default: all but the --pip/--large ones)"
+    )
+    ap.add_argument(
+        "--only",
+        metavar="NAME[,NAME]",
+        help="run just these scenarios (any group) and nothing else; `receiver` = the receiver benchmark, "
+        "`lfs` = the LFS benchmark (`make bench SCENARIO=NAME` passes this)",
+    )
     ap.add_argument("--contenders", help=f"comma list of: {', '.join(CONTENDERS)} (default: all)")
     ap.add_argument("--runs", type=int, help="runs per scenario x contender (default 5; 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 run, 20 MiB blobs, 500 refs")
+    ap.add_argument("--pip", action="store_true", help="also run the pip-* scenarios and bigblob-incremental")
     ap.add_argument(
-        "--pip",
+        "--large",
         action="store_true",
-        help="also run the scenarios off by default (pip-*, bigblob-incremental)",
+        help="also run the git-* scenarios (git/git, cloned from GitHub if needed)",
+    )
+    ap.add_argument(
+        "--no-fetch",
+        action="store_true",
+        help="never clone a missing benchmark repository from its public home (its scenarios fail instead)",
+    )
+    ap.add_argument(
+        "--history-commits",
+        type=int,
+        help="commits of the generated history (default 60000; 5000 with --quick)",
     )
     ap.add_argument("--blob-mib", type=int, help="blobs-cold size (default $BENCH_BLOB_MIB or 200; 20 quick)")
     ap.add_argument("--manyrefs", type=int, help="branches in manyrefs (default 5000; 500 with --quick)")
@@ -1129,8 +1448,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     lfs.add_argument("--lfs", action="store_true", help="run bench/lfs.py too (default unless --scenarios)")
     lfs.add_argument("--no-lfs", action="store_true", help="do not run bench/lfs.py")
     args = ap.parse_args(argv)
-    args.run_receiver = args.receiver or (not args.no_receiver and not args.scenarios)
-    args.run_lfs = args.lfs or (not args.no_lfs and not args.scenarios)
+    if args.only:
+        if args.scenarios:
+            ap.error("--only and --scenarios exclude each other")
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
+        args.scenarios = ",".join(s for s in only if s not in ("receiver", "lfs"))
+        args.receiver, args.no_receiver = "receiver" in only, "receiver" not in only
+        args.lfs, args.no_lfs = "lfs" in only, "lfs" not in only
+        if not args.scenarios:
+            args.scenario_list = []
+    args.run_receiver = args.receiver or (not args.no_receiver and not args.scenarios and not args.only)
+    args.run_lfs = args.lfs or (not args.no_lfs and not args.scenarios and not args.only)
     if args.runs is None:
         args.runs = 1 if args.quick else 5
     if args.runs < 1:
@@ -1139,10 +1467,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.blob_mib = 20 if args.quick else int(os.environ.get("BENCH_BLOB_MIB", "200"))
     if args.manyrefs is None:
         args.manyrefs = 500 if args.quick else 5000
+    if args.history_commits is None:
+        args.history_commits = 5000 if args.quick else 60_000
+    if args.history_commits < 2 * DELETE_DEPTH:
+        ap.error(f"--history-commits must be >= {2 * DELETE_DEPTH}")
+    groups = {""} | {g for g, on in (("pip", args.pip), ("large", args.large)) if on}
     if args.scenarios:
         args.scenario_list = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    else:
-        args.scenario_list = [s.name for s in SCENARIOS.values() if s.default or args.pip]
+    elif not args.only:
+        args.scenario_list = [s.name for s in SCENARIOS.values() if s.group in groups]
     if args.contenders:
         args.contender_list = [c.strip() for c in args.contenders.split(",") if c.strip()]
     else:
@@ -1160,18 +1493,13 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.list:
         for s in SCENARIOS.values():
-            print(f"scenario  {s.name:18} {'' if s.default else '(--pip) '}{s.description}")
+            print(f"scenario  {s.name:22} {f'(--{s.group}) ' if s.group else ''}{s.description}")
         for c in CONTENDERS.values():
             print(f"contender {c.name:18} {c.description}")
         return 0
 
-    missing = sorted(
-        {
-            s.bundle
-            for s in (SCENARIOS[name] for name in args.scenario_list)
-            if s.bundle and find_bundle(f"{s.bundle}.bundle") is None
-        }
-    )
+    needed = sorted({b for b in (SCENARIOS[name].bundle for name in args.scenario_list) if b})
+    missing = [b for b in needed if locate_bundle(b, fetch=not args.no_fetch) is None]
     if missing:
         log(f"missing benchmark repositories {', '.join(missing)}: their scenarios will fail")
         log(bundle_hint(missing))
@@ -1182,7 +1510,14 @@ def main(argv: list[str]) -> int:
     work.mkdir(parents=True, exist_ok=True)
     for sub in ("src-root", "dst-root"):
         (work / sub).mkdir(exist_ok=True)
-    cfg = Config(work=work, blob_mib=args.blob_mib, manyrefs=args.manyrefs)
+    cfg = Config(
+        work=work,
+        blob_mib=args.blob_mib,
+        manyrefs=args.manyrefs,
+        history_commits=args.history_commits,
+        manyrefs_changed=(1000, 10) if args.quick else (10_000, 100),
+        fetch=not args.no_fetch,
+    )
     creds = Creds.random()
 
     contenders: list[tuple[Contender, str]] = []
@@ -1200,6 +1535,8 @@ def main(argv: list[str]) -> int:
             "quick": args.quick,
             "blob_mib": args.blob_mib,
             "manyrefs": args.manyrefs,
+            "history_commits": args.history_commits,
+            "manyrefs_changed": list(cfg.manyrefs_changed),
             "scenarios": args.scenario_list,
             "contenders": args.contender_list,
             "incremental_n": INCR_N,
@@ -1215,8 +1552,9 @@ def main(argv: list[str]) -> int:
     srv_dst = GitHTTPServer(work / "dst-root", creds.dst_user, creds.dst_token).start()
     log(f"workdir {work}; source server {srv_src.url}, target server {srv_dst.url}")
     try:
-        for sname in args.scenario_list:
+        for number, sname in enumerate(args.scenario_list, 1):
             scenario = SCENARIOS[sname]
+            log(f"scenario {number}/{len(args.scenario_list)} {sname}: preparing ({scenario.description})")
             t0 = time.monotonic()
             try:
                 prepared = scenario.prepare(cfg, work / "src-root" / f"{sname}.git")
@@ -1234,9 +1572,12 @@ def main(argv: list[str]) -> int:
             }
             result["scenarios"][sname] = entry
             log(f"{sname}: prepared in {entry['setup_s']}s: {entry['source']} {prepared.info}")
-            active = [c for c, reason in contenders if not reason and not c.not_applicable(prepared)]
+            chosen = [
+                (c, r) for c, r in contenders if scenario.contenders is None or c.name in scenario.contenders
+            ]
+            active = [c for c, reason in chosen if not reason and not c.not_applicable(prepared)]
             runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in active}
-            for c, reason in contenders:
+            for c, reason in chosen:
                 if reason:
                     entry["contenders"][c.name] = {"skipped": reason}
                 elif why := c.not_applicable(prepared):
