@@ -93,6 +93,9 @@ class RecordedRequest:
     response_bytes: int = 0
     aborted: bool = False
     stderr: str = ""
+    #: the first ``GitHTTPServer.record_body_bytes`` bytes of the request body (tests read the
+    #: protocol lines a client sent: wants, haves, filters, ref updates)
+    body: bytes = b""
     #: all fields are final; set just before the last response byte is written
     done: bool = False
 
@@ -376,6 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
             for data in self._body_chunks():
                 feed.nbytes += len(data)
                 rec.request_bytes = feed.nbytes
+                if len(rec.body) < owner.record_body_bytes:
+                    rec.body += data[: owner.record_body_bytes - len(rec.body)]
                 if cut is not None and feed.nbytes >= cut:
                     # The connection drops mid-upload: git never sees a complete request.
                     rec.aborted = True
@@ -569,6 +574,7 @@ class GitHTTPServer:
         self.extra_config = dict(extra_config or {})
         self.http_backend = _http_backend_path()
         self.requests: list[RecordedRequest] = []
+        self.record_body_bytes = 0  # keep this much of each request body in RecordedRequest.body
         self.stall_seconds: float = 0.0
         self.stall_path_contains: str | None = None
         self.close_mid_response_after_bytes: int | None = None

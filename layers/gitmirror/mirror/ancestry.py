@@ -217,6 +217,19 @@ class CommitGraph:
             return oid if isinstance(obj, Commit) else None
         return None
 
+    def named_object(self, sha: str) -> bytes:
+        """The id `sha` names once the tags the store holds are followed (it may be absent itself)."""
+        oid = sha.encode("ascii")
+        for _ in range(64):
+            try:
+                obj = self._store[ObjectID(oid)]
+            except KeyError:
+                return oid
+            if not isinstance(obj, Tag):
+                return oid
+            oid = obj.object[1]
+        return oid
+
     def _parents_of(self, oid: bytes) -> tuple[bytes, ...] | None:
         cached = self._parents.get(oid)
         if cached is not None:
@@ -288,10 +301,31 @@ class CommitGraph:
         return self.is_ancestor(ancestor, descendant) is True
 
 
-class LayeredOracle:
-    """Ask the partial graph first; load the whole commit graph only when it cannot answer.
+# Ancestry questions answered by a fetch of just the commits between the two tips, per run; past them
+# the whole commit graph is fetched once (cheaper than many ranges when a run asks many questions).
+MAX_RANGE_FETCHES = 4
 
-    Both are built on first use: a run that asks no ancestry question (a cold mirror) reads nothing.
+
+def range_answer(graph: CommitGraph, ancestor: str, descendant: str) -> bool:
+    """Whether commit `ancestor` is reachable from `descendant`, from `graph` = the commits a source sent
+    for `want descendant` + `have ancestor`: everything reachable from `descendant` and not from
+    `ancestor`. Exact: if `ancestor` is reachable, every commit on the path down to it (itself aside) is
+    not reachable from it, so one of them lists it as a parent. A source that lacks `ancestor` ignores
+    the have and sends the whole history, where it is not found either."""
+    named = graph.named_object(descendant)
+    if named == ancestor.encode("ascii"):
+        return True
+    if graph.peel(descendant) is None:
+        # the commit `descendant` names did not come: it is within `ancestor`'s history, not above it
+        return False
+    return graph.is_ancestor(ancestor, descendant) is True
+
+
+class LayeredOracle:
+    """Ask the partial graph first; then fetch the commits between the two tips (a few questions per
+    run); load the whole commit graph only past those.
+
+    All are built on first use: a run that asks no ancestry question (a cold mirror) reads nothing.
     """
 
     def __init__(
@@ -300,14 +334,17 @@ class LayeredOracle:
         load_complete: Callable[[], CommitGraph],
         known_to_source: Callable[[], set[str] | None] = lambda: None,
         target_peeled: Mapping[str, str] | None = None,
+        load_range: Callable[[str, str], CommitGraph] | None = None,
     ) -> None:
         # annotated tag id -> the commit it peels to, from the target's listing: labels an updated
-        # tag whose old tag object the delta does not hold (the deletion rule never uses it, so a
-        # target-only tag the source lacks is still kept, as in Gitaly)
+        # tag whose old tag object the delta does not hold, and names the commit a range is fetched
+        # down to (a target-only tag the source lacks is still kept, as in Gitaly: source_lacks)
         self._target_peeled = target_peeled or {}
         self._load_partial = load_partial
         self._load = load_complete
         self._known = known_to_source
+        self._load_range = load_range
+        self.ranges = 0  # range fetches made
         self.known: set[str] | None = None
         self._asked = False
         self.partial: CommitGraph | None = None
@@ -330,6 +367,10 @@ class LayeredOracle:
             return answer
         if self.source_lacks(ancestor):
             return False  # a commit the source does not have cannot be in its history
+        if self.complete is None and self._load_range is not None and self.ranges < MAX_RANGE_FETCHES:
+            self.ranges += 1
+            commit = self._target_peeled.get(ancestor, ancestor)
+            return range_answer(self._load_range(commit, descendant), commit, descendant)
         if self.complete is None:
             self.complete = self._load()
         return self.complete.is_ancestor(ancestor, descendant)

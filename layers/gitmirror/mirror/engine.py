@@ -477,16 +477,32 @@ def _transfer(
                         futures.wait([negotiation])
                 run.fetched = fetched
 
+                def load_range(ancestor: str, descendant: str) -> CommitGraph:
+                    """The commits between two tips: `want descendant`, `have ancestor`, commits only
+                    where the source filters (else with their trees and blobs, still just the range)."""
+                    repo = Repo.init_bare(os.path.join(workdir, f"range-{len(repos)}.git"), mkdir=True)
+                    repos.append(repo)
+                    run.check_time("fetching ancestry")
+                    commits_only = b"tree:0" if run.source.supports_filter() else None
+                    pack = run.source.fetch_pack_file(
+                        repo, {descendant}, [ancestor], filter_spec=commits_only
+                    )
+                    try:
+                        return CommitGraph(_delta_commits(pack), complete=False)
+                    finally:
+                        pack.discard()
+
                 oracle = LayeredOracle(
                     lambda: CommitGraph(_delta_commits(fetched), complete=False),
                     lambda: fetch_commit_graph(run, workdir, repos, wants),
                     # not asked in advance: ask now (one round), should the planner need it after all
                     negotiation.result if negotiation is not None else ask_source,
                     run.target_peeled,
+                    load_range=load_range,
                 )
                 mode = "incremental" if haves else "full"
             _plan_and_push(run, store, source_refs, target_refs, default_branch, oracle, skipped)
-            if isinstance(oracle, LayeredOracle) and oracle.complete is not None:
+            if isinstance(oracle, LayeredOracle) and (oracle.complete is not None or oracle.ranges):
                 mode += "+graph"
         finally:
             if run.pointer_scan is not None:

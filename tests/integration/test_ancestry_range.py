@@ -1,0 +1,116 @@
+"""Deleting a branch merged long ago costs the commits between it and the default branch, not the history.
+
+The source is asked for `want <default tip>` + `have <branch tip>` (commits only where it filters), which
+is exactly the commits above the branch: the question "merged?" is answered from them alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from gitmirror.values import Action, RunStatus
+from gitmirror_dev.gitserver import GitHTTPServer, RecordedRequest
+from tests.integration.test_incremental import MAIN, servers, sync
+from tests.support import gitrepo as g
+
+HISTORY = 400  # commits on main
+DEPTH = 40  # the merged branch sits this many commits below main's tip
+
+
+def _linear_history(repo: Path, commits: int) -> None:
+    """`commits` commits on main, each changing a 2 KiB file; the first also adds a 1 MiB blob."""
+    stream = bytearray()
+    for i in range(commits):
+        stream += b"commit refs/heads/main\nmark :%d\n" % (i + 1)
+        stream += b"committer T <t@example.invalid> %d +0000\ndata 7\nchange\n" % (1_600_000_000 + i)
+        if i:
+            stream += b"from :%d\n" % i
+        else:
+            big = os.urandom(1024 * 1024)
+            stream += b"M 100644 inline big.bin\ndata %d\n%s\n" % (len(big), big)
+        content = (b"%d\n" % i) * 512
+        stream += b"M 100644 inline f%d.txt\ndata %d\n%s\n" % (i % 7, len(content), content)
+    g.git(repo, "fast-import", "--quiet", input=bytes(stream))
+
+
+def _commits_only_pack(repo: Path, *revs: str) -> int:
+    commits = g.git(repo, "rev-list", *revs) + "\n"
+    return len(g.git_bytes(repo, "pack-objects", "--stdout", "-q", input=commits))
+
+
+def _range_fetches(source: GitHTTPServer) -> list[RecordedRequest]:
+    return [r for r in source.rpc_requests("git-upload-pack") if b"command=fetch" in r.body]
+
+
+def _lines(request: RecordedRequest, verb: bytes) -> set[str]:
+    return {m.decode() for m in re.findall(rb"[0-9a-f]{4}" + verb + rb" ([^\n]+)\n", request.body)}
+
+
+def test_deleting_a_merged_branch_fetches_only_the_range(tmp_path: Path) -> None:
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
+        _linear_history(src, HISTORY)
+        g.git(src, "repack", "-adq")
+        assert sync(source, target).status == RunStatus.SUCCESS
+        merged = g.git(src, "rev-parse", f"{MAIN}~{DEPTH}")
+        g.set_ref(dst, "refs/heads/old-release", merged)  # merged into main, then deleted upstream
+        source.clear_requests()
+        source.record_body_bytes = 64 * 1024
+
+        result = sync(source, target)
+
+        assert result.status == RunStatus.SUCCESS
+        assert {r.ref: r.action for r in result.refs} == {"refs/heads/old-release": Action.DELETE}
+        assert g.refs(dst) == g.refs(src)
+        assert result.stats.transfer == "incremental+graph"
+        ranges = [r for r in _range_fetches(source) if _lines(r, b"have") == {merged}]
+        assert len(ranges) == 1, [r.body[:400] for r in _range_fetches(source)]
+        (asked,) = ranges
+        assert _lines(asked, b"want") == {g.git(src, "rev-parse", MAIN)}
+        assert _lines(asked, b"filter") == {"tree:0"}
+        # what came is the commits above the branch: about a commits-only pack of that range, a
+        # fraction of the whole commit graph (and nothing of the 1 MiB blob)
+        in_range = _commits_only_pack(src, MAIN, f"^{merged}")
+        whole_graph = _commits_only_pack(src, MAIN)
+        assert asked.response_bytes < 1.5 * in_range + 2048
+        assert 1.5 * in_range + 2048 < whole_graph / 2
+        assert not [r for r in _range_fetches(source) if r not in ranges and r.response_bytes > 4096]
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_an_unmerged_or_newer_target_branch_is_kept_after_a_range_fetch(tmp_path: Path) -> None:
+    """Not merged (forked below main's tip with a commit of its own) or ahead of main (main is in its
+    history): both stay. The range for each answers "no" exactly, without the whole graph."""
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
+        _linear_history(src, HISTORY)
+        fork = g.git(src, "rev-parse", f"{MAIN}~{DEPTH}")
+        side = g.commit(src, "refs/heads/side", {"side.txt": "side\n"}, parents=[fork])
+        tip = g.git(src, "rev-parse", MAIN)
+        ahead = g.commit(src, "refs/heads/ahead", {"ahead.txt": "ahead\n"}, parents=[tip])
+        assert sync(source, target).status == RunStatus.SUCCESS
+        g.delete_ref(src, "refs/heads/side")  # gone upstream, never merged
+        g.delete_ref(src, "refs/heads/ahead")  # gone upstream, main is below it
+        source.clear_requests()
+        source.record_body_bytes = 64 * 1024
+
+        result = sync(source, target)
+
+        assert result.status == RunStatus.SUCCESS
+        assert result.refs == []  # neither is deleted: their work is not on main
+        assert g.rev_parse(dst, "refs/heads/side") == side
+        assert g.rev_parse(dst, "refs/heads/ahead") == ahead
+        asked = {frozenset(_lines(r, b"have")): r for r in _range_fetches(source)}
+        assert frozenset({side}) in asked and frozenset({ahead}) in asked
+        whole_graph = _commits_only_pack(src, MAIN)
+        assert asked[frozenset({side})].response_bytes < whole_graph / 2
+        assert asked[frozenset({ahead})].response_bytes < 1024  # main is within `ahead`: an empty pack
+    finally:
+        source.stop()
+        target.stop()
