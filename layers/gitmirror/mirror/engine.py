@@ -421,9 +421,13 @@ def _transfer(
     if run.target.can_push_locally_from(run.source):
         return _local_transfer(run, source_refs, target_refs, default_branch, skipped)
     in_scope = scoped_refs(source_refs, run.options)
-    wants = set(in_scope.values())
+    tips = set(in_scope.values())
     if default_branch is not None:
-        wants.add(source_refs[default_branch])
+        tips.add(source_refs[default_branch])
+    # Only what the target lacks is asked for: a tip the target already has (under any name) comes
+    # with nothing new, and with thousands of refs the want lines alone would be megabytes.
+    target_tips = set(target_refs.values())
+    wants = tips - target_tips
     with tempfile.TemporaryDirectory(prefix="gitmirror-", dir=workdir_parent) as workdir:
         repos: list[Repo] = []
         try:
@@ -432,20 +436,26 @@ def _transfer(
             run.check_time("fetching")
             run.report("fetching")
             if run.max_push_bytes is not None and run.mode == "full":
-                graph = fetch_commit_graph(run, workdir, repos, wants)
+                graph = fetch_commit_graph(run, workdir, repos, tips)
                 push_in_chunks(
                     run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
                 )
                 return "chunked"
             if run.mode == "full":
-                run.source.fetch(store, wants)
+                run.source.fetch(store, tips)
                 oracle: AncestryOracle = CommitGraph(store.object_store)
                 mode = "full"
             else:
                 haves = _haves(target_refs, source_refs, default_branch)
 
+                # Asked about only the target tips the source does not list (it has those it lists);
+                # any source tip serves as the negotiation's want.
+                source_tips = set(source_refs.values())
+                unlisted = [h for h in haves if h not in source_tips]
+
                 def ask_source() -> set[str] | None:
-                    return run.source.known_objects(sorted(wants), haves)
+                    known = run.source.known_objects(sorted(wants or tips)[:1], unlisted)
+                    return None if known is None else known | (target_tips & source_tips)
 
                 # Which target tips the source has matters only for tips the delta cannot place; ask
                 # while the pack downloads, so the answer is there if the planner needs it.
@@ -467,7 +477,7 @@ def _transfer(
                     if run.pointer_scan is not None:
                         run.pointer_scan.stop()
                         run.pointer_scan = None  # each chunk's pointers are read from its own pack
-                    graph = fetch_commit_graph(run, workdir, repos, wants)
+                    graph = fetch_commit_graph(run, workdir, repos, tips)
                     push_in_chunks(
                         run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
                     )
@@ -494,7 +504,7 @@ def _transfer(
 
                 oracle = LayeredOracle(
                     lambda: CommitGraph(_delta_commits(fetched), complete=False),
-                    lambda: fetch_commit_graph(run, workdir, repos, wants),
+                    lambda: fetch_commit_graph(run, workdir, repos, tips),
                     # not asked in advance: ask now (one round), should the planner need it after all
                     negotiation.result if negotiation is not None else ask_source,
                     run.target_peeled,
