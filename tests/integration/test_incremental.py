@@ -252,7 +252,10 @@ def test_passed_through_pack_uses_offset_deltas_only_when_the_target_advertises_
         assert len(new_packs) == 1
         kinds = entry_kinds(new_packs.pop())
         assert (OFS_DELTA in kinds) is target_takes_ofs_delta
-        assert (REF_DELTA in kinds) is not target_takes_ofs_delta
+        # without offset deltas the pack is fetched again whole and re-packed with ref-deltas; with
+        # them it is the source's thin pack, whose deltas onto what the target had are ref-deltas (the
+        # only kind that can name a base outside the pack) and which the target completed
+        assert REF_DELTA in kinds
     finally:
         source.stop()
         target.stop()
@@ -344,6 +347,30 @@ def test_a_moved_annotated_tag_is_labelled_from_the_target_listings_peeled_value
         assert result.stats.transfer == "incremental"
         assert len(source.rpc_requests("git-upload-pack")) == 2
         assert g.refs(target.repo_path("dst.git")) == g.refs(src)
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_incremental_pack_is_thin_the_target_completes_it(tmp_path: Path) -> None:
+    """A small change to a large file: the source sends a delta onto the blob the target has, not the
+    blob again, and the target completes the thin pack itself."""
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
+        big = os.urandom(96 * 1024).hex()  # 192 KiB that does not compress
+        g.commit(src, MAIN, {"big.txt": big})
+        assert sync(source, target).status == RunStatus.SUCCESS
+        g.commit(src, MAIN, {"big.txt": big + "one more line\n"})
+        source.clear_requests()
+        target.clear_requests()
+        result = sync(source, target)
+        assert result.status == RunStatus.SUCCESS
+        assert g.refs(dst) == g.refs(src)
+        g.git(dst, "fsck", "--full")
+        # the 192 KiB blob is neither fetched nor pushed again: only a delta onto it
+        assert source.bytes_sent("git-upload-pack") < 32 * 1024
+        assert target.bytes_received("git-receive-pack") < 32 * 1024
     finally:
         source.stop()
         target.stop()

@@ -36,6 +36,7 @@ from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
 from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import PackOverLimit
+from gitmirror.mirror.transport.remote import ThinPackRefused
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
@@ -94,6 +95,8 @@ class _Run:
         self.isolation_budget = MAX_ISOLATION_PUSHES
         self.objects_delivered = False  # pass-through: an earlier push already carried the pack
         self.local = False  # both repositories on this machine: git pushes from one to the other
+        # fetches the delta again, not thin, for a target that cannot take the thin one as it is
+        self.refetch_whole: Callable[[], FetchedPack] | None = None
         self.target_peeled: dict[str, str] = {}  # the target's annotated tag ids -> what they peel to
         self.max_push_bytes = max_push_bytes
         self.time_limit = time_limit
@@ -115,18 +118,18 @@ class _Run:
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
+        updates = {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch}
         if self.local:
             assert self.source.url.local_path is not None
-            return self.target.push_from_local(
-                self.source.url.local_path,
-                {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
-            )
-        outcome = self.target.push(
-            repo,
-            {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch},
-            fetched=self.fetched,
-            send_objects=send_objects,
-        )
+            return self.target.push_from_local(self.source.url.local_path, updates)
+        try:
+            outcome = self.target.push(repo, updates, fetched=self.fetched, send_objects=send_objects)
+        except ThinPackRefused:
+            if self.refetch_whole is None or self.fetched is None:
+                raise
+            self.fetched.discard()
+            self.fetched, self.refetch_whole = self.refetch_whole(), None
+            outcome = self.target.push(repo, updates, fetched=self.fetched, send_objects=send_objects)
         if send_objects and self.fetched is not None and any(r is None for r in outcome.status.values()):
             self.bytes_pushed += self.fetched.size
         return outcome
@@ -471,8 +474,18 @@ def _transfer(
                 fetched = FetchedPack(store, budget)
                 # the LFS pointers are looked for while the pack downloads (another process reads it)
                 run.pointer_scan = PointerFollower(fetched) if run.options.lfs and not run.dry_run else None
+                # Thin where the target completes it (an HTTP receive-pack does): deltas against
+                # objects the target has are sent as they are, not with their bases. Not when LFS
+                # pointers are read from the pack (every blob must resolve here), nor under a push-size
+                # cap (a whole re-fetch would not be held to it).
+                thin = (
+                    bool(haves)
+                    and not run.target.url.is_local
+                    and run.pointer_scan is None
+                    and budget is None
+                )
                 try:
-                    run.source.fetch_pack_file(store, wants, haves, into=fetched)
+                    run.source.fetch_pack_file(store, wants, haves, into=fetched, thin=thin)
                 except PackOverLimit:
                     if run.pointer_scan is not None:
                         run.pointer_scan.stop()
@@ -486,6 +499,8 @@ def _transfer(
                     if negotiation is not None:
                         futures.wait([negotiation])
                 run.fetched = fetched
+                if thin:
+                    run.refetch_whole = lambda: run.source.fetch_pack_file(store, wants, haves)
 
                 def load_range(ancestor: str, descendant: str) -> CommitGraph:
                     """The commits between two tips: `want descendant`, `have ancestor`, commits only

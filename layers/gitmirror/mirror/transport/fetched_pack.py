@@ -33,7 +33,9 @@ class FetchedPack:
     example an ancestry question; a cold mirror sends it on without ever indexing it.
     """
 
-    def __init__(self, repo: Repo, limit: int | None = None, *, measure_beyond: bool = False) -> None:
+    def __init__(
+        self, repo: Repo, limit: int | None = None, *, measure_beyond: bool = False, thin: bool = False
+    ) -> None:
         """`limit`: the most bytes kept. Past it the download stops with PackOverLimit, or, with
         `measure_beyond`, goes on without storing anything, only to learn the pack's size."""
         self.repo = repo
@@ -41,6 +43,9 @@ class FetchedPack:
         self.measure_beyond = measure_beyond
         self.received = 0
         self.over_limit = False
+        # thin: deltas may have bases the source left out because the target has them (haves); such a
+        # pack is complete only on the target, so it is passed through and never indexed here
+        self.thin = thin
         self.file, self._commit, self._abort = repo.object_store.add_pack()
         self.indexed = False
         self.size = 0

@@ -106,6 +106,10 @@ class RefListing:
     peeled: dict[str, str] = field(default_factory=dict)  # annotated tag ref -> the object it peels to
 
 
+class ThinPackRefused(ProtocolFailure):
+    """The pass-through pack is thin and the target needs it re-packed: fetch it whole and push again."""
+
+
 @dataclass(frozen=True)
 class PushOutcome:
     """Per-ref status of one push: None = applied, else the server's reason."""
@@ -147,7 +151,7 @@ class Remote:
 
     # --- clients -----------------------------------------------------------------------------------
 
-    def _client(self) -> tuple[GitClient, bytes]:
+    def _client(self, *, thin: bool = False) -> tuple[GitClient, bytes]:
         check_host(self.url)
         if self._policy is not None:
             self._policy.check_url(self.url)
@@ -185,7 +189,7 @@ class Remote:
             username=creds.username if creds else None,
             password=creds.password if creds else None,
             dumb=False,
-            thin_packs=False,
+            thin_packs=thin,
         )
         return http, self.url.path.encode()
 
@@ -283,16 +287,19 @@ class Remote:
         limit: int | None = None,
         measure_beyond: bool = False,
         into: FetchedPack | None = None,
+        thin: bool = False,
     ) -> FetchedPack:
         """Download the pack for `wants` minus what `haves` reach, into `repo`'s pack directory, unindexed.
 
-        The pack is never thin (every delta base is inside it) and goes straight to disk, so memory stays
-        bounded whatever the repository's size. Offset deltas are asked for: smaller packs, and the
+        Not thin unless `thin` (then a delta may have its base in what `haves` reach, left out: only the
+        target can complete such a pack). It goes straight to disk, so memory stays bounded whatever the
+        repository's size. Offset deltas are asked for: smaller packs, and the
         delta's commits can be read without indexing (a target without them gets a re-pack, see `push`).
         `limit` and `measure_beyond`: see `FetchedPack` (for a pack made here). `into`: a FetchedPack
         made in advance (a reader may follow the download).
         """
         fetched = into or FetchedPack(repo, limit, measure_beyond=measure_beyond)
+        fetched.thin = thin
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
 
         def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
@@ -301,7 +308,7 @@ class Remote:
         walker = _OfferHaves([h.encode("ascii") for h in haves])
         try:
             if want_ids:
-                client, path = self._client()
+                client, path = self._client(thin=thin)
                 if isinstance(client, MirrorHttpClient):
                     client.reuse_discovery = True
                 with mapped_errors(self):
@@ -392,6 +399,9 @@ class Remote:
 
         def generate_pack_data(have: Any, want: Any, *, ofs_delta: bool = True, progress: Any = None) -> Any:
             nonlocal pack
+            if pack == "raw" and not ofs_delta and fetched is not None and fetched.thin:
+                # a thin pack cannot be re-packed here (its bases are on the target only)
+                raise ThinPackRefused("the target takes no offset deltas: a thin pack cannot be re-packed")
             if pack == "raw" and not ofs_delta and isinstance(client, MirrorHttpClient):
                 # a receive-pack that did not advertise offset deltas: re-pack them as ref deltas
                 assert fetched is not None
