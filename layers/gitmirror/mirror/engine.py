@@ -215,6 +215,7 @@ def sync_mirror(
     # every network read of the run ends by the time the caller gave it (a dripping server included)
     deadline = Deadline(remaining_seconds()) if remaining_seconds is not None else None
     source.deadline = target.deadline = deadline
+    target.receive_advertisement = None  # read afresh by this run's first push
     # one thread for the network waits that overlap (the target's listing, the negotiation round);
     # joined when the run ends
     with (

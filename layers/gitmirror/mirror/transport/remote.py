@@ -140,6 +140,8 @@ class Remote:
         self._policy = policy
         self._messages = bytearray()
         self.discovery: Discovery | None = None
+        # receive-pack's advertisement as this run's pushes left it: refs, capabilities, URL
+        self.receive_advertisement: tuple[dict[bytes, bytes], set[bytes], str] | None = None
         self.deadline: Deadline | None = None  # the run's, set by the engine for the run's duration
 
     def __repr__(self) -> str:
@@ -427,9 +429,14 @@ class Remote:
                     refused_as_too_large(self.remote_messages(), str(exc))
                     raise ProtocolFailure(f"the target refused the pack: {exc}") from None
         except PushTooLarge:
+            self.receive_advertisement = None
             raise
         except ProtocolFailure as exc:  # e.g. a proxy's HTTP 413
+            self.receive_advertisement = None
             refused_as_too_large(str(exc))
+            raise
+        except BaseException:
+            self.receive_advertisement = None  # what the target holds now is not known: read it again
             raise
         status: dict[str, str | None] = dict(stale)
         for ref in updates:
@@ -438,7 +445,27 @@ class Remote:
             key = ref.encode("utf-8", "surrogateescape")
             reason = (result.ref_status or {}).get(key)
             status[ref] = scrub(reason) if reason else None
+        self._pushed(updates, status)
         messages = self.remote_messages()
         if any(status.values()):
             refused_as_too_large(messages, *(r for r in status.values() if r))
         return PushOutcome(status=status, remote_messages=messages)
+
+    def _pushed(
+        self, updates: Mapping[str, tuple[str | None, str | None]], status: dict[str, str | None]
+    ) -> None:
+        """Bring the kept receive-pack advertisement up to date with a push's applied updates; after a
+        refusal (a hook, a stale ref) it is dropped and the next push reads the target again."""
+        advertisement = self.receive_advertisement
+        if advertisement is None:
+            return
+        if any(status.values()):
+            self.receive_advertisement = None
+            return
+        refs = advertisement[0]
+        for ref, (_old, new) in updates.items():
+            key = ref.encode("utf-8", "surrogateescape")
+            if new is None:
+                refs.pop(key, None)
+            else:
+                refs[key] = new.encode("ascii")

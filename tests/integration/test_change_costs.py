@@ -1,7 +1,8 @@
-"""Deleting a branch merged long ago costs the commits between it and the default branch, not the history.
-
-The source is asked for `want <default tip>` + `have <branch tip>` (commits only where it filters), which
-is exactly the commits above the branch: the question "merged?" is answered from them alone.
+"""A sync costs what its change costs: a merged branch deleted fetches the commits proving it merged (the
+source is asked for `want <default tip>` + `have <branch tip>`, commits only where it filters: exactly
+the commits above the branch); 100 moved refs among 10,000 want 100 tips and read receive-pack's
+advertisement once however many batches they are pushed in. Behaviour is read from the servers'
+request logs (and the request bodies they keep), never from timings.
 """
 
 from __future__ import annotations
@@ -117,6 +118,55 @@ def test_an_unmerged_or_newer_target_branch_is_kept_after_a_range_fetch(tmp_path
         whole_graph = _commits_only_pack(src, MAIN)
         assert asked[frozenset({side})].response_bytes < whole_graph / 2
         assert asked[frozenset({ahead})].response_bytes < 1024  # main is within `ahead`: an empty pack
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_ten_thousand_refs_hundred_moved_request_budget(tmp_path: Path) -> None:
+    """10,000 branches, 100 of them moved: one listing per side, one fetch wanting exactly the 100 new
+    tips, and pushes in batches where only the first reads receive-pack's advertisement."""
+    branches, moved, batch = 10_000, 100, 25
+    source, target = servers(tmp_path, allow_filter=True)
+    try:
+        src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
+        stream = bytearray(b"commit refs/heads/main\nmark :1\ncommitter T <t@example.invalid> 1 +0000\n")
+        stream += b"data 5\nbase\nM 100644 inline README\ndata 6\nhello\n\n"
+        for i in range(branches):
+            stream += b"reset refs/heads/b/%05d\nfrom :1\n\n" % i
+        g.git(src, "fast-import", "--quiet", input=bytes(stream))
+        assert sync(source, target, batch_size=5000).status == RunStatus.SUCCESS
+        stream = bytearray()
+        for i in range(0, branches, branches // moved):
+            stream += b"commit refs/heads/b/%05d\ncommitter T <t@example.invalid> 2 +0000\n" % i
+            stream += b"data 5\nmore\nfrom refs/heads/b/%05d^0\n" % i
+            stream += b"M 100644 inline f.txt\ndata %d\n%s\n" % (len(str(i)), str(i).encode())
+        before = g.refs(src)
+        g.git(src, "fast-import", "--quiet", input=bytes(stream))
+        source.clear_requests()
+        target.clear_requests()
+        source.record_body_bytes = 1024 * 1024
+
+        result = sync(source, target, batch_size=batch)
+
+        assert result.status == RunStatus.SUCCESS
+        assert len(result.refs) == moved and {r.action for r in result.refs} == {Action.UPDATE}
+        assert g.refs(dst) == g.refs(src)
+        assert [(r.method, r.service) for r in source.requests] == [
+            ("GET", "git-upload-pack"),  # capabilities
+            ("POST", "git-upload-pack"),  # ls-refs
+            ("POST", "git-upload-pack"),  # the fetch
+        ]
+        (fetch,) = _fetches(source)
+        moved_tips = {sha for ref, sha in g.refs(src).items() if before[ref] != sha}
+        assert len(moved_tips) == moved
+        assert _lines(fetch, b"want") == moved_tips
+        assert [(r.method, r.service) for r in target.requests] == [
+            ("GET", "git-upload-pack"),
+            ("POST", "git-upload-pack"),  # ls-refs
+            ("GET", "git-receive-pack"),  # read once ...
+            *[("POST", "git-receive-pack")] * (moved // batch),  # ... for every batch
+        ]
     finally:
         source.stop()
         target.stop()
