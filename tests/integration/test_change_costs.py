@@ -132,8 +132,9 @@ def test_ten_thousand_refs_hundred_moved_request_budget(tmp_path: Path) -> None:
         src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
         stream = bytearray(b"commit refs/heads/main\nmark :1\ncommitter T <t@example.invalid> 1 +0000\n")
         stream += b"data 5\nbase\nM 100644 inline README\ndata 6\nhello\n\n"
-        for i in range(branches):
-            stream += b"reset refs/heads/b/%05d\nfrom :1\n\n" % i
+        for i in range(branches):  # each branch one commit of its own on the base
+            stream += b"commit refs/heads/b/%05d\ncommitter T <t@example.invalid> 1 +0000\n" % i
+            stream += b"data 5\nwork\nfrom :1\nM 100644 inline w.txt\ndata %d\n%d\n" % (len(str(i)), i)
         g.git(src, "fast-import", "--quiet", input=bytes(stream))
         assert sync(source, target, batch_size=5000).status == RunStatus.SUCCESS
         stream = bytearray()
@@ -155,10 +156,21 @@ def test_ten_thousand_refs_hundred_moved_request_budget(tmp_path: Path) -> None:
         assert [(r.method, r.service) for r in source.requests] == [
             ("GET", "git-upload-pack"),  # capabilities
             ("POST", "git-upload-pack"),  # ls-refs
+            ("POST", "git-upload-pack"),  # one negotiation round: the source is ready after it
             ("POST", "git-upload-pack"),  # the fetch
         ]
         (fetch,) = _fetches(source)
-        moved_tips = {sha for ref, sha in g.refs(src).items() if before[ref] != sha}
+        (negotiation,) = [
+            r for r in source.requests if b"command=fetch" in r.body and r not in _fetches(source)
+        ]
+        # the first round offers the moved refs' old tips (the default branch first, then they) and
+        # the fetch offers what that round found in common, no more
+        offered = _lines(negotiation, b"have")
+        assert len(offered) == 256
+        after = g.refs(src)
+        assert {before[r] for r in before if after[r] != before[r]} <= offered
+        assert _lines(fetch, b"have") == offered
+        moved_tips = {sha for ref, sha in after.items() if before[ref] != sha}
         assert len(moved_tips) == moved
         assert _lines(fetch, b"want") == moved_tips
         assert [(r.method, r.service) for r in target.requests] == [

@@ -394,11 +394,17 @@ def _tips_to_place(source: dict[str, str], target: dict[str, str], keep_divergen
 
 
 def _haves(target_refs: dict[str, str], source_refs: dict[str, str], default_branch: str | None) -> list[str]:
-    """The target's tips to offer as `have`s: the refs about to move first (the default branch first of
-    all), then the rest. dulwich sends at most 256 over stateless HTTP; more would only grow the pack."""
+    """The target's tips to offer as `have`s, most useful first (negotiation rounds stop once the source
+    is ready): the default branch, the refs about to move (their new commits sit on their old tips),
+    the other refs the source has, then the target's own."""
     order = sorted(
         target_refs.items(),
-        key=lambda item: (item[0] != default_branch, item[0] not in source_refs, item[0]),
+        key=lambda item: (
+            item[0] != default_branch,
+            source_refs.get(item[0], item[1]) == item[1],
+            item[0] not in source_refs,
+            item[0],
+        ),
     )
     seen: dict[str, None] = {}
     for _ref, sha in order:

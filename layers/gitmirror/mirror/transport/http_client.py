@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import dulwich.client
 from dulwich.client import HTTPUnauthorized, Urllib3HttpGitClient, build_fetch_request_v2
 from dulwich.errors import GitProtocolError, NotGitRepository
 from dulwich.protocol import Protocol, pkt_line
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from gitmirror.mirror.transport.remote import Remote
 
 USER_AGENT = "git/2.39.0 (gitmirror)"
+# Over stateless HTTP dulwich stops offering haves after MAX_IN_VAIN of them (it cannot read ACKs while
+# it writes the request). A mirror's haves are the target's tips its negotiation rounds found in common
+# with the source (`remote._negotiated`), each standing for history that need not be sent: offer all.
+dulwich.client.MAX_IN_VAIN = 1 << 30
 # Caps on one ref listing (an `info/refs` advertisement or an `ls-refs` answer), enforced while it is
 # read so that a flood is refused before it is parsed whole.
 MAX_LISTING_BYTES = 64 * 1024 * 1024
@@ -182,9 +187,16 @@ class MirrorHttpClient(Urllib3HttpGitClient):
     def common_with(self, path: bytes, wants: list[bytes], haves: list[bytes]) -> set[bytes] | None:
         """Which `haves` the server has: one protocol-v2 negotiation round without `done`.
 
-        The server answers with its acknowledgments (and, when it is ready, would go on with a pack,
-        which is not read). None when the server does not speak protocol v2.
-        """
+        None when the server does not speak protocol v2."""
+        answer = self.negotiate(path, wants, haves)
+        return None if answer is None else answer[0]
+
+    def negotiate(
+        self, path: bytes, wants: list[bytes], haves: list[bytes]
+    ) -> tuple[set[bytes], bool] | None:
+        """One protocol-v2 negotiation round without `done`: the `haves` the server has, and whether it
+        is ready (it found enough in common to send a pack for every want). When it is, it would go on
+        with a pack, which is not read. None when the server does not speak protocol v2."""
         url = self._get_url(path)
         _refs, _caps, url, _symrefs, _peeled = self._discover_references(
             b"git-upload-pack", url, protocol_version=2
@@ -202,11 +214,14 @@ class MirrorHttpClient(Urllib3HttpGitClient):
             if first is None or first.rstrip(b"\n") != b"acknowledgments":
                 return None
             common: set[bytes] = set()
-            while (pkt := proto.read_pkt_line()) is not None:
+            ready = False
+            while (pkt := proto.read_pkt_line()) is not None:  # up to the flush (or the delimiter)
                 line = pkt.rstrip(b"\n")
                 if line.startswith(b"ACK "):
                     common.add(line[4:])
-            return common
+                elif line == b"ready":
+                    ready = True
+            return common, ready
         finally:
             resp.close()
 

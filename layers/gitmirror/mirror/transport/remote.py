@@ -98,6 +98,29 @@ class _OfferHaves:
         return None
 
 
+# Haves offered per negotiation round: dulwich's own per-request limit (MAX_IN_VAIN) over stateless HTTP.
+HAVES_PER_ROUND = 256
+
+
+def _negotiated(
+    client: MirrorHttpClient, path: bytes, wants: list[ObjectID], haves: list[bytes]
+) -> list[bytes]:
+    """The haves the source has, found in protocol-v2 negotiation rounds of HAVES_PER_ROUND each (those
+    found common so far are repeated: the server keeps no state between requests) until the server is
+    ready or every have was offered, as git does. A server without v2 gets the first round's haves."""
+    common: list[bytes] = []
+    for start in range(0, len(haves), HAVES_PER_ROUND):
+        offered = haves[start : start + HAVES_PER_ROUND]
+        answer = client.negotiate(path, list(wants), common + offered)
+        if answer is None:
+            return haves[:HAVES_PER_ROUND]
+        found, ready = answer
+        common += [h for h in offered if h in found]
+        if ready:
+            break
+    return common
+
+
 @dataclass
 class RefListing:
     refs: dict[str, str]
@@ -307,13 +330,16 @@ class Remote:
         def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
             return want_ids
 
-        walker = _OfferHaves([h.encode("ascii") for h in haves])
+        offered = [h.encode("ascii") for h in haves]
         try:
             if want_ids:
                 client, path = self._client(thin=thin)
                 if isinstance(client, MirrorHttpClient):
                     client.reuse_discovery = True
                 with mapped_errors(self):
+                    if isinstance(client, MirrorHttpClient) and len(offered) > HAVES_PER_ROUND:
+                        offered = _negotiated(client, path, want_ids, offered)
+                    walker = _OfferHaves(offered)
                     client.fetch_pack(
                         path,
                         determine_wants,
