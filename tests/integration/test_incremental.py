@@ -252,10 +252,8 @@ def test_passed_through_pack_uses_offset_deltas_only_when_the_target_advertises_
         assert len(new_packs) == 1
         kinds = entry_kinds(new_packs.pop())
         assert (OFS_DELTA in kinds) is target_takes_ofs_delta
-        # without offset deltas the pack is fetched again whole and re-packed with ref-deltas; with
-        # them it is the source's thin pack, whose deltas onto what the target had are ref-deltas (the
-        # only kind that can name a base outside the pack) and which the target completed
-        assert REF_DELTA in kinds
+        # LFS pointers are looked for in the pack (the default), so it is not thin: all offset deltas
+        assert (REF_DELTA in kinds) is not target_takes_ofs_delta
     finally:
         source.stop()
         target.stop()
@@ -352,25 +350,37 @@ def test_a_moved_annotated_tag_is_labelled_from_the_target_listings_peeled_value
         target.stop()
 
 
-def test_incremental_pack_is_thin_the_target_completes_it(tmp_path: Path) -> None:
-    """A small change to a large file: the source sends a delta onto the blob the target has, not the
-    blob again, and the target completes the thin pack itself."""
-    source, target = servers(tmp_path, allow_filter=True)
+@pytest.mark.parametrize("target_takes_ofs_delta", [True, False])
+def test_incremental_pack_is_thin_the_target_completes_it(
+    tmp_path: Path, target_takes_ofs_delta: bool
+) -> None:
+    """Without LFS: a small change to a large file, the source sends a delta onto the blob the target
+    has, not the blob again, and the target completes the thin pack itself. A target without offset
+    deltas gets the delta fetched again whole and re-packed (the 192 KiB again, correct)."""
+    source = GitHTTPServer(tmp_path / "s", SOURCE_USER, SOURCE_TOKEN).start()
+    config = {} if target_takes_ofs_delta else {"repack.useDeltaBaseOffset": "false"}
+    target = GitHTTPServer(tmp_path / "t", TARGET_USER, TARGET_TOKEN, extra_config=config).start()
+    no_lfs = MirrorOptions(lfs=False)
     try:
-        src, dst = source.repo_path("src.git"), target.repo_path("dst.git")
+        src, dst = source.create_bare("src.git"), target.create_bare("dst.git")
         big = os.urandom(96 * 1024).hex()  # 192 KiB that does not compress
         g.commit(src, MAIN, {"big.txt": big})
-        assert sync(source, target).status == RunStatus.SUCCESS
+        assert sync(source, target, options=no_lfs).status == RunStatus.SUCCESS
         g.commit(src, MAIN, {"big.txt": big + "one more line\n"})
         source.clear_requests()
         target.clear_requests()
-        result = sync(source, target)
+        result = sync(source, target, options=no_lfs)
         assert result.status == RunStatus.SUCCESS
         assert g.refs(dst) == g.refs(src)
         g.git(dst, "fsck", "--full")
-        # the 192 KiB blob is neither fetched nor pushed again: only a delta onto it
-        assert source.bytes_sent("git-upload-pack") < 32 * 1024
-        assert target.bytes_received("git-receive-pack") < 32 * 1024
+        fetches = len(source.rpc_requests("git-upload-pack"))
+        if target_takes_ofs_delta:
+            # the 192 KiB blob is neither fetched nor pushed again: only a delta onto it
+            assert source.bytes_sent("git-upload-pack") < 32 * 1024
+            assert target.bytes_received("git-receive-pack") < 32 * 1024
+            assert fetches == 2  # ls-refs, the fetch
+        else:
+            assert fetches == 3  # ls-refs, the thin fetch, the whole one
     finally:
         source.stop()
         target.stop()
