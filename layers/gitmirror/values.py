@@ -64,10 +64,9 @@ class MirrorOptions:
         if value is not None:
             if len(value) > 1024:
                 raise ValueError("branch regex is longer than 1024 characters")
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid branch regex: {exc}") from None
+            from gitmirror.patterns import compile_regex  # RE2 only where a regex is configured
+
+            compile_regex(value)
 
     @property
     def filters_branches(self) -> bool:

@@ -222,6 +222,16 @@ CREATE_ERRORS: list[tuple[str, Any, str]] = [
     ("too many filters", spec(branch_filters=["main"] * 101), "branch_filters"),
     ("empty filter", spec(branch_filters=[""]), "invalid branch filter"),
     ("bad regex", spec(mirror_branch_regex="(unclosed"), "mirror_branch_regex: invalid branch regex"),
+    (
+        "backreference",
+        spec(mirror_branch_regex=r"(a)\1"),
+        "mirror_branch_regex: invalid branch regex (it must be RE2",
+    ),
+    (
+        "look-ahead",
+        spec(mirror_branch_regex="(?=main)main"),
+        "mirror_branch_regex: invalid branch regex (it must be RE2",
+    ),
     ("secret prefix", spec(target_secret="prod/other-team/token"), "must start with the deployment's prefix"),
     ("secret name", spec(webhook_secret="gitmirror/../../x"), "secret names may use"),
     ("no target secret", spec(target_secret=None), "auth_method password needs target_secret"),

@@ -309,6 +309,7 @@ def test_a_run_started_over_an_hour_ago_shows_as_stuck(aws: AwsEnv) -> None:
         ({"--provider": "bitbucket"}, "invalid choice", {}),
         ({"--source-repo-id": "12ab"}, "--source-repo-id: String should match pattern", {}),
         ({"--branch-regex": "(["}, "--branch-regex: invalid branch regex", {}),
+        ({"--branch-regex": "(?<=x)y"}, "--branch-regex: invalid branch regex (it must be RE2", {}),
         ({"--source-secret": "elsewhere/x"}, "must start with the deployment's prefix", {}),
         ({"--bogus": "x"}, "unrecognized arguments", {}),
     ],
