@@ -306,6 +306,13 @@ def test_a_run_started_over_an_hour_ago_shows_as_stuck(aws: AwsEnv) -> None:
         ({"--source-url": "git@github.com:acme/app.git"}, "not ssh", {}),
         ({"--url": "http://git.example.com/r.git"}, "must use https://", {"ALLOW_INSECURE_HTTP": "false"}),
         ({"--id": "Bad_ID!"}, "argument --id: id must be", {}),
+        (
+            {"--url": "https://%31%36%39.254.169.254/latest"},
+            "link-local",
+            {"ALLOW_PRIVATE_NETWORKS": "false"},
+        ),
+        ({"--url": "https://localhost./r.git"}, "localhost", {"ALLOW_LOOPBACK": "false"}),
+        ({"--source-url": "https://0x7f.1/r.git"}, "non-standard form of the address 127.0.0.1", {}),
         ({"--provider": "bitbucket"}, "invalid choice", {}),
         ({"--source-repo-id": "12ab"}, "--source-repo-id: String should match pattern", {}),
         ({"--branch-regex": "(["}, "--branch-regex: invalid branch regex", {}),

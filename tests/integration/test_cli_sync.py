@@ -108,6 +108,8 @@ def test_credentials_in_url_are_accepted_and_never_printed(
         ["sync", "/tmp/a", "/tmp/b", "--branch-regex", "(unclosed"],
         ["sync", "/tmp/a", "/tmp/b", "--branch-regex", r"(a)\1"],  # RE2 refuses backreferences
         ["sync", "/tmp/a", "/tmp/b", "--branch-filter", ""],
+        ["sync", "/tmp/a", "http://2130706433:8080/r.git"],  # a numeric form of 127.0.0.1
+        ["sync", "http://127.0.0.1%2509/r.git", "/tmp/b"],
         ["sync", "/tmp/a", "/tmp/b", "--no-such-flag"],
         ["nonsense"],
     ],
