@@ -237,7 +237,7 @@ class _PinnedPoolManager(urllib3.PoolManager):
         self._pinned_address = address
         super().__init__(**kwargs)
 
-    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:
+    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:  # type: ignore[override]
         headers = dict(kw.get("headers") or self.headers)
         headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
         kw["headers"] = headers
