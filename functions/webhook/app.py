@@ -16,6 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror import logs
 from gitmirror.adapters.aws.idempotency import DynamoDeliveryLedger
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
@@ -28,6 +29,7 @@ from gitmirror.webhook.payloads import delivery_id
 from gitmirror.webhook.receive import ReceiverPorts, Reply, receive_webhook
 
 logger = Logger()
+logs.install()  # after the Logger: its handler gets the scrub filter too
 tracer = Tracer()
 metrics = Metrics()
 settings = load(WebhookSettings)

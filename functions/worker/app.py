@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from gitmirror import logs
 from gitmirror.adapters.aws.events import EventBridgeEvents
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
@@ -29,6 +30,7 @@ from gitmirror.settings import WorkerSettings, load
 from gitmirror.values import RunStatus
 
 logger = Logger()
+logs.install()  # after the Logger: its handler gets the scrub filter too
 tracer = Tracer()
 metrics = Metrics()
 settings = load(WorkerSettings)

@@ -360,6 +360,9 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gitmirror import logs
+
+    logs.install()
     argv = list(sys.argv[1:] if argv is None else argv)
     output.mode.json = output.wants_json(argv)
     try:
