@@ -78,7 +78,9 @@ def install() -> None:
     cap_library_loggers()
     loggers: list[logging.Logger] = [logging.getLogger()]
     loggers += [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if not any(isinstance(f, ScrubFilter) for f in handler.filters):
-                handler.addFilter(ScrubFilter())
+    handlers = [h for logger in loggers for h in logger.handlers]
+    if logging.lastResort is not None:  # prints warnings when nothing is configured (the CLI)
+        handlers.append(logging.lastResort)
+    for handler in handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())

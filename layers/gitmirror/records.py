@@ -32,7 +32,7 @@ from gitmirror.values import (
     utcnow,
 )
 
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")  # always `fullmatch`
 
 
 # --- the service's records ---------------------------------------------------------------------------
@@ -40,7 +40,7 @@ _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
 
 def _check_id(value: str) -> str:
-    if not MIRROR_ID.match(value):
+    if not MIRROR_ID.fullmatch(value):
         raise ValueError(
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
@@ -61,7 +61,7 @@ def check_secret_prefix(name: str | None, prefix: str) -> None:
 
 
 def _check_secret_name(value: str | None) -> str | None:
-    if value is not None and (not _SECRET_NAME.match(value) or ".." in value):
+    if value is not None and (not _SECRET_NAME.fullmatch(value) or ".." in value):
         raise ValueError("secret names may use letters, digits and /_+=.@- only")
     return value
 

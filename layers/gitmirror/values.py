@@ -204,7 +204,8 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 # GitLab treats a mirror stuck in `started` for over an hour as failed; a lease never lasts longer.
 STUCK_AFTER_SECONDS = 3600
 MAX_LEASE_SECONDS = STUCK_AFTER_SECONDS
-# a mirror id: lower-case letters, digits, "-" and "_", as in DynamoDB keys and URLs
+# a mirror id: lower-case letters, digits, "-" and "_", as in DynamoDB keys and URLs. Use `fullmatch`:
+# with `match`, `$` also matches before a trailing newline ("nl\n" would pass)
 MIRROR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 

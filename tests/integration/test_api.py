@@ -205,6 +205,8 @@ CREATE_ERRORS: list[tuple[str, Any, str]] = [
     ("bad id", spec("Acme_App"), "id must be 1-64 characters"),
     ("traversal id", spec("../etc"), "id must be 1-64 characters"),
     ("long id", spec("a" * 65), "id must be 1-64 characters"),
+    ("newline id", spec("nl\n"), "id must be 1-64 characters"),
+    ("newline secret", spec(target_secret="gitmirror/acme/target\n"), "secret names may use"),
     ("no provider", {k: v for k, v in spec().items() if k != "provider"}, "provider: Field required"),
     ("no url", {k: v for k, v in spec().items() if k != "url"}, "url: Field required"),
     ("bad provider", spec(provider="bitbucket"), "provider: Input should be"),

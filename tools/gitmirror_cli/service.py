@@ -125,7 +125,7 @@ def _guarded(func: Command) -> Command:
 
 
 def _mirror_id(value: str) -> str:
-    if not MIRROR_ID.match(value):
+    if not MIRROR_ID.fullmatch(value):
         raise argparse.ArgumentTypeError(
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
