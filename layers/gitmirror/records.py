@@ -168,7 +168,8 @@ class Mirror(BaseModel):
     last_successful_update_at: str | None = None
     last_error: str | None = None
     result: RunStatus | None = None
-    divergent_refs: list[str] = Field(default_factory=list)
+    divergent_refs: list[str] = Field(default_factory=list)  # the first 100 (gitmirror.run.records_size)
+    divergent_refs_truncated: int = 0  # how many more diverged
     refs_created: int = 0
     refs_updated: int = 0
     refs_deleted: int = 0
@@ -285,8 +286,16 @@ class RunRecord(BaseModel):
     reason_code: str | None = None  # a failed run's, as each rejected ref in `refs` carries its own
     hint: str | None = None
     dry_run: bool = False  # a dry run pushed nothing: `refs` is its plan; the mirror's status is untouched
-    divergent_refs: list[str] = Field(default_factory=list)
-    refs: list[RefUpdate] = Field(default_factory=list)
+    divergent_refs: list[str] = Field(default_factory=list)  # the first 100
+    divergent_refs_truncated: int = 0
+    refs: list[RefUpdate] = Field(default_factory=list)  # the first 100; all of them: MirrorStore.run_refs
+    refs_truncated: int = 0
+    refs_pages: int = 0  # extra items holding every per-ref result (0: `refs` is complete)
+    refs_created: int = 0
+    refs_updated: int = 0
+    refs_deleted: int = 0
+    refs_rejected: int = 0
+    refs_skipped: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
     bytes_pushed: int = 0

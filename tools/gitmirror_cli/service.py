@@ -297,6 +297,13 @@ def _duration(run: RunRecord) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+def _changed(run: RunRecord) -> int:
+    counted = run.refs_created + run.refs_updated + run.refs_deleted
+    if counted or run.refs_truncated:
+        return counted
+    return sum(1 for r in run.refs if r.action in _CHANGED)  # a run recorded before the counts
+
+
 def runs_table(runs: Sequence[RunRecord]) -> str:
     if not runs:
         return "no runs"
@@ -306,7 +313,7 @@ def runs_table(runs: Sequence[RunRecord]) -> str:
             run.trigger.value + (" (dry run)" if run.dry_run else ""),
             run.result.value if run.result else run.update_status.value,
             _duration(run),
-            str(sum(1 for r in run.refs if r.action in _CHANGED)),
+            str(_changed(run)),
             _first_line(run.error),
         ]
         for run in runs
@@ -595,7 +602,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from gitmirror.adapters.aws.mirror_table import MirrorNotFound
 
     store = _store(_settings(args))
-    runs = store.list_runs(args.mirror_id, limit=args.limit)
+    if args.run is not None:
+        # one run with every per-ref result (a big run's item holds only the first ones)
+        one = store.get_run(args.mirror_id, args.run)
+        if one is None:
+            return _fail(f"no run {args.run} of mirror {args.mirror_id}")
+        runs = [one.model_copy(update={"refs": store.run_refs(one), "refs_truncated": 0})]
+    else:
+        runs = store.list_runs(args.mirror_id, limit=args.limit)
     # history outlives a deleted mirror (until its TTL); only an id with neither is unknown
     if not runs and store.get(args.mirror_id) is None:
         raise MirrorNotFound(args.mirror_id)
@@ -603,6 +617,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _emit_json({"runs": [run.model_dump(mode="json") for run in runs]})
     else:
         _print(runs_table(runs))
+        if args.run is not None:
+            _print(
+                "\n".join(
+                    f"{r.action.value:<14} {r.ref}" + (f"  {r.error}" if r.error else "")
+                    for r in runs[0].refs
+                )
+            )
     return EXIT_OK
 
 
@@ -798,3 +819,4 @@ def register(sub: Any) -> None:
     runs = leaf(sub, "runs", "recent runs of one mirror, newest first", cmd_runs)
     _id_arg(runs)
     runs.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)")
+    runs.add_argument("--run", metavar="RUN_ID", help="only this run, with every per-ref result")

@@ -22,6 +22,7 @@ from gitmirror.mirror.urls import parse_remote
 from gitmirror.ports import JobQueue, MirrorRepository, SecretSource
 from gitmirror.records import Mirror, RunRecord, SyncJob, check_secret_prefix
 from gitmirror.run import continuation
+from gitmirror.run.records_size import divergent_fields, ref_counts, run_fields
 from gitmirror.run.transitions import Transition, transition
 from gitmirror.scrub import scrub
 from gitmirror.settings import WorkerSettings
@@ -172,16 +173,6 @@ def failure_message(result: SyncResult) -> str | None:
     return with_hints(scrub("\n\n".join(parts)), hints, MAX_ERROR_CHARS) if parts else None
 
 
-def ref_counts(result: SyncResult) -> dict[str, int]:
-    return {
-        "refs_created": result.count(Action.CREATE),
-        "refs_updated": result.count(Action.UPDATE) + result.count(Action.FORCE_UPDATE),
-        "refs_deleted": result.count(Action.DELETE),
-        "refs_rejected": result.count(Action.REJECTED),
-        "refs_skipped": result.count(Action.SKIP_DIVERGENT),
-    }
-
-
 def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
     ok = result.status == RunStatus.SUCCESS
     return {
@@ -190,7 +181,7 @@ def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
         "last_update_at": finished_at,
         **({"last_successful_update_at": finished_at} if ok else {}),
         "last_error": failure_message(result),
-        "divergent_refs": result.divergent_refs or None,
+        **divergent_fields(result.divergent_refs),
         **ref_counts(result),
         **lfs_fields(result),
     }
@@ -250,7 +241,9 @@ def run_job(
     finished_at = iso(finished)
     fields = {**status_fields(result, finished_at), **continuation.progress_fields(mirror, job, result)}
     applied = store.finish(mirror.id, run_id, fields)
-    store.put_run(_run_record(job, run_id, attempt, started_at, finished_at, result, settings))
+    store.put_run(
+        _run_record(job, run_id, attempt, started_at, finished_at, result, settings), all_refs=result.refs
+    )
     if result.status == RunStatus.INCOMPLETE and queue is not None and applied:
         queue.enqueue(continuation.next_job(mirror.id, run_id))
     retry = result.status == RunStatus.FAILED and result.retryable
@@ -325,8 +318,7 @@ def _run_record(
         reason_code=result.reason_code,
         hint=result.hint,
         dry_run=result.dry_run,
-        divergent_refs=result.divergent_refs,
-        refs=result.refs,
+        **run_fields(result),
         bytes_received=result.stats.bytes_received,
         bytes_sent=result.stats.bytes_sent,
         bytes_pushed=result.stats.bytes_pushed,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from gitmirror.errors import MirrorExists, MirrorNotFound, TransientError
 from gitmirror.records import Mirror, RunRecord, source_keys
-from gitmirror.values import MAX_LEASE_SECONDS, UpdateStatus, iso, utcnow
+from gitmirror.run import records_size
+from gitmirror.values import MAX_LEASE_SECONDS, RefUpdate, UpdateStatus, iso, utcnow
 
 from . import clients
 
@@ -251,8 +252,45 @@ class MirrorStore:
 
     # --- runs -------------------------------------------------------------------------------------
 
-    def put_run(self, run: RunRecord) -> None:
+    def put_run(self, run: RunRecord, all_refs: Sequence[RefUpdate] = ()) -> None:
+        """The run item; when `all_refs` do not fit in it, every one of them in page items first."""
+        pages = records_size.ref_pages(all_refs)
+        if pages:
+            with self.runs.batch_writer() as batch:
+                for number, page in enumerate(pages):
+                    batch.put_item(
+                        Item=_drop_none(
+                            {
+                                "mirror_id": records_size.pages_partition(run.mirror_id),
+                                "run_id": records_size.page_key(run.run_id, number),
+                                "refs_zlib": page,
+                                "expires_at": run.expires_at,
+                            }
+                        )
+                    )
+            run = run.model_copy(update={"refs_pages": len(pages)})
         self._call(self.runs.put_item, Item=_drop_none(run.model_dump(mode="json")))
+
+    def run_refs(self, run: RunRecord) -> list[RefUpdate]:
+        """Every per-ref result of a run (the run item holds only the first ones of a big run)."""
+        if not run.refs_pages:
+            return list(run.refs)
+        refs: list[RefUpdate] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("mirror_id").eq(records_size.pages_partition(run.mirror_id))
+            & Key("run_id").begins_with(f"{run.run_id}#"),
+        }
+        while True:
+            page = self._call(self.runs.query, **kwargs)
+            for item in page.get("Items", []):
+                refs += records_size.read_page(bytes(item["refs_zlib"]))
+            if "LastEvaluatedKey" not in page:
+                return refs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get_run(self, mirror_id: str, run_id: str) -> RunRecord | None:
+        item = self._call(self.runs.get_item, Key={"mirror_id": mirror_id, "run_id": run_id}).get("Item")
+        return RunRecord.model_validate(_clean(item)) if item else None
 
     def list_runs(self, mirror_id: str, limit: int = 20) -> list[RunRecord]:
         page = self._call(
