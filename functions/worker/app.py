@@ -24,6 +24,7 @@ from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
 from gitmirror.jobs import retry_delay
+from gitmirror.mirror import scratch
 from gitmirror.records import SyncJob
 from gitmirror.run.mirror_run import JobOutcome, job_log_keys, run_job
 from gitmirror.settings import WorkerSettings, load
@@ -105,6 +106,11 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         logger.warning("job not run, will retry", extra={"error": exc.message})
         queue.delay_retry(record.receipt_handle, retry_delay(settings.retry_base_seconds, attempt))
         raise RetryLater(exc.message) from None
+    except Exception:
+        # never silent: the batch processor would only mark the record failed
+        logger.exception("job failed unexpectedly, will retry")
+        queue.delay_retry(record.receipt_handle, retry_delay(settings.retry_base_seconds, attempt))
+        raise
     result = outcome.result
     if result is not None and not result.dry_run:
         announce(outcome)
@@ -138,6 +144,9 @@ def _run_started(run_id: str) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # a run killed in this execution environment (out of memory, timeout) left its scratch behind
+    for path in scratch.remove_stale():
+        logger.warning("removed the scratch directory of a run that did not finish", extra={"path": path})
     return dict(
         process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context

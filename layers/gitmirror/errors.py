@@ -88,6 +88,13 @@ class WebhookPayloadError(MirrorError, ValueError):
     kind = "payload"
 
 
+class StorageError(MirrorError):
+    """DynamoDB refused a request for good (validation, missing table, access denied): retrying the
+    same request cannot help. Unreachable or throttling DynamoDB is a TransientError."""
+
+    kind = "storage"
+
+
 # --- secrets --------------------------------------------------------------------------------------
 
 

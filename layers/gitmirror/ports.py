@@ -45,6 +45,9 @@ class MirrorRepository(Protocol):
 
     def finish(self, mirror_id: str, run_id: str, fields: dict[str, Any]) -> bool: ...
 
+    def record_dead_run(self, mirror: Mirror, now: dt.datetime | None = None) -> bool:
+        """`failed` ("the run stopped without finishing") over a run whose lease ran out."""
+
     def put_run(self, run: RunRecord, all_refs: Sequence[RefUpdate] = ()) -> None:
         """The run item; `all_refs` (every per-ref result) are kept apart when the item holds only the
         first ones (gitmirror.run.records_size)."""

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitmirror.adapters.aws.queue import enqueue, make_job
+from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.jobs import make_job
 from gitmirror.run.records_size import DIVERGENT_CAP, INLINE_REFS_CAP
 from gitmirror.values import Action, Trigger
 from gitmirror_dev.lambdas import QueuePoller, load_function
@@ -37,7 +38,7 @@ def test_10000_created_and_5000_divergent_refs_are_recorded(aws: AwsEnv, git_ser
     _set_refs(dst, divergent, other)
 
     mirror = add_mirror(aws, git_servers.source_url, git_servers.target_url, keep_divergent_refs=True)
-    enqueue(aws.queue_url, make_job(mirror.id, Trigger.MANUAL, None))
+    SqsJobQueue(aws.queue_url).enqueue(make_job(mirror.id, Trigger.MANUAL, None))
     assert QueuePoller(load_function("worker"), aws.queue_url).drain() == 1
     assert aws.queue_messages() == [] and aws.queue_messages(aws.dlq_url) == []
 

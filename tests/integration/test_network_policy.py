@@ -14,7 +14,9 @@ import boto3
 import pytest
 import urllib3
 
+from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.errors import TransientError, UsageError
+from gitmirror.jobs import make_job
 from gitmirror.mirror.credentials import StaticCredentials
 from gitmirror.mirror.engine import sync_mirror
 from gitmirror.mirror.transport import Remote
@@ -80,9 +82,7 @@ def test_a_worker_refuses_a_stored_disguised_loopback_url_before_connecting(
     )
     monkeypatch.setenv("ALLOW_LOOPBACK", "false")
     git_servers.source.clear_requests()
-    from gitmirror.adapters.aws.queue import enqueue, make_job
-
-    enqueue(aws.queue_url, make_job(mirror.id, Trigger.MANUAL, None))
+    SqsJobQueue(aws.queue_url).enqueue(make_job(mirror.id, Trigger.MANUAL, None))
     QueuePoller(load_function("worker"), aws.queue_url).drain()
     after = store().get(mirror.id)
     assert after is not None and after.update_status == UpdateStatus.FAILED

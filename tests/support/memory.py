@@ -16,7 +16,7 @@ from gitmirror.errors import MirrorExists, MirrorNotFound, SecretError, Transien
 from gitmirror.mirror.credentials import BasicCredentials
 from gitmirror.mirror.github_app import GitHubAppKey
 from gitmirror.ports import Action
-from gitmirror.records import Mirror, RunRecord, SyncJob
+from gitmirror.records import DEAD_RUN_FIELDS, Mirror, RunRecord, SyncJob
 from gitmirror.values import MAX_LEASE_SECONDS, RefUpdate, UpdateStatus, iso, parse_iso, utcnow
 
 
@@ -111,6 +111,19 @@ class InMemoryMirrors:
                 item.pop(key, None)
             else:
                 item[key] = value
+        item.pop("lease_owner", None)
+        item.pop("lease_expires_at", None)
+        return True
+
+    def record_dead_run(self, mirror: Mirror, now: dt.datetime | None = None) -> bool:
+        self._check()
+        item = self.items.get(mirror.id)
+        now = now or utcnow()
+        if item is None or not mirror.lease_owner or item.get("lease_owner") != mirror.lease_owner:
+            return False
+        if not self._lease_free(item, now):
+            return False
+        item.update(DEAD_RUN_FIELDS, last_update_at=iso(now))
         item.pop("lease_owner", None)
         item.pop("lease_expires_at", None)
         return True

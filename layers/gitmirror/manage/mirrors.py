@@ -135,6 +135,8 @@ def schedule_all(store: MirrorRepository, queue: JobQueue) -> tuple[list[str], l
     queued, skipped = [], []
     now = utcnow()
     for mirror in store.list_mirrors():
+        if mirror.run_died(now):
+            store.record_dead_run(mirror, now)  # never `started` forever: the record reads failed
         if not mirror.enabled or mirror.pending_run(now):
             skipped.append(mirror.id)
             continue

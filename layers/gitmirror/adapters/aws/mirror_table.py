@@ -14,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoCoreConnectionError
 
-from gitmirror.errors import MirrorExists, MirrorNotFound, TransientError
-from gitmirror.records import Mirror, RunRecord, source_keys
+from gitmirror.errors import MirrorExists, MirrorNotFound, StorageError, TransientError
+from gitmirror.records import DEAD_RUN_FIELDS, Mirror, RunRecord, source_keys
 from gitmirror.run import records_size
 from gitmirror.values import MAX_LEASE_SECONDS, RefUpdate, UpdateStatus, iso, utcnow
 
@@ -250,6 +251,36 @@ class MirrorStore:
             raise
         return True
 
+    def record_dead_run(self, mirror: Mirror, now: dt.datetime | None = None) -> bool:
+        """Write `failed` ("the run stopped without finishing") over a run whose lease ran out, and
+        release the lease; only while that dead run still holds it. False when not applied."""
+        if not mirror.lease_owner:
+            return False
+        stamp = iso(now or utcnow())
+        try:
+            self._call(
+                self.mirrors.update_item,
+                Key={"id": mirror.id},
+                UpdateExpression=(
+                    "SET update_status = :s, #r = :r, last_error = :e, last_update_at = :t "
+                    "REMOVE lease_owner, lease_expires_at"
+                ),
+                ExpressionAttributeNames={"#r": "result"},
+                ExpressionAttributeValues={
+                    ":s": DEAD_RUN_FIELDS["update_status"],
+                    ":r": DEAD_RUN_FIELDS["result"],
+                    ":e": DEAD_RUN_FIELDS["last_error"],
+                    ":t": stamp,
+                },
+                ConditionExpression=Attr("lease_owner").eq(mirror.lease_owner)
+                & Attr("lease_expires_at").lt(stamp),
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
     # --- runs -------------------------------------------------------------------------------------
 
     def put_run(self, run: RunRecord, all_refs: Sequence[RefUpdate] = ()) -> None:
@@ -312,4 +343,17 @@ class MirrorStore:
                 raise TransientError(
                     f"DynamoDB is throttling or unavailable: {exc.response['Error']['Code']}"
                 ) from None
-            raise
+            if _is_conditional_failure(exc):
+                raise  # the callers' own decision (lease held, record absent)
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "?"), error.get("Message", "")
+            if code == "ResourceNotFoundException":
+                raise StorageError(
+                    f"AWS resource not found ({message}): check MIRRORS_TABLE/RUNS_TABLE"
+                ) from None
+            raise StorageError(f"AWS request failed: DynamoDB {code}: {message}") from None
+        except (BotoCoreConnectionError, HTTPClientError) as exc:
+            # endpoint unreachable, connection reset, timeouts: after botocore's own retries
+            raise TransientError(
+                f"cannot reach AWS (DynamoDB is unreachable: {type(exc).__name__}): {exc}"
+            ) from None
