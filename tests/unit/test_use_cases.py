@@ -260,9 +260,9 @@ def test_rejections_queue_nothing(
 def test_unknown_repositories_and_disabled_mirrors(receiver: ReceiverPorts, queue: InMemoryQueue) -> None:
     create_mirror(spec(enabled=False), receiver.mirrors, POLICY, PREFIX)
     body = push_body()
-    assert receive(receiver, body, github_headers(body))[0] == 404
+    assert receive(receiver, body, github_headers(body))[0] == 401  # the answer of a bad signature
     other = push_body(999, "someone/else")
-    assert receive(receiver, other, github_headers(other))[0] == 404
+    assert receive(receiver, other, github_headers(other))[0] == 401
     assert queue.jobs == []
 
 
