@@ -45,6 +45,17 @@ class ConfigurationError(MirrorError):
     kind = "configuration"
 
 
+class MirrorMisconfigured(ConfigurationError):
+    """One mirror's configuration cannot work (its webhook secret is missing or unreadable). The
+    message names the mirror and what to fix, and is the answer itself: retrying cannot help."""
+
+    kind = "mirror_configuration"
+
+    def __init__(self, mirror_id: str, message: str) -> None:
+        super().__init__(message)
+        self.mirror_id = mirror_id
+
+
 class MirrorNotFound(MirrorError):
     """No mirror with this id."""
 

@@ -279,3 +279,25 @@ def test_replays_under_new_delivery_ids_are_duplicates(aws: AwsEnv, serve: str) 
     assert status == 200 and reply["duplicate"] is True
     assert len(queued(aws)) == 2
     assert headers["webhook-id"] in {job["delivery_id"] for job in queued(aws)}
+
+
+def test_a_missing_webhook_secret_is_a_configuration_error_naming_the_mirror(
+    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "retry later": GitHub does not redeliver by itself. Logged with the mirror id, counted."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
+    mirror = add_mirror(aws, SRC, DST)
+    store().update_settings(mirror.id, {"webhook_secret": "gitmirror/nowhere/webhook"})
+    webhook = load_function("webhook")
+    status, _h, raw = invoke_http(webhook, http_event("POST", "/webhooks/github", *github_push()))
+    reply = json.loads(raw)
+    assert status == 500 and f"mirror {mirror.id} is misconfigured" in reply["error"]
+    assert "gitmirror/nowhere/webhook" in reply["error"] and "retry later" not in reply["error"]
+    assert queued(aws) == []
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [logged] = [line for line in lines if line.get("message") == "webhook not accepted: mirror misconfigured"]
+    assert logged["mirror_id"] == mirror.id and logged["level"] == "ERROR"
+    assert any(
+        line.get("WebhookSecretErrors") == [1.0] or line.get("WebhookSecretErrors") == 1.0 for line in lines
+    )

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from gitmirror.errors import MirrorExists, MirrorNotFound, SecretError, TransientError, UsageError
+from gitmirror.errors import (
+    MirrorExists,
+    MirrorMisconfigured,
+    MirrorNotFound,
+    TransientError,
+    UsageError,
+)
+from gitmirror.http_answers import http_answer
 from gitmirror.jobs import make_job, retry_delay
 from gitmirror.manage.mirrors import create_mirror, request_sync, schedule_all, update_mirror
 from gitmirror.mirror.urls import NetworkPolicy
@@ -269,8 +276,12 @@ def test_unknown_repositories_and_disabled_mirrors(receiver: ReceiverPorts, queu
 def test_an_unreadable_webhook_secret_is_an_error_not_a_match(receiver: ReceiverPorts) -> None:
     create_mirror(spec(webhook_secret="gitmirror/acme/missing"), receiver.mirrors, POLICY, PREFIX)
     body = push_body()
-    with pytest.raises(SecretError, match="does not exist"):
+    with pytest.raises(
+        MirrorMisconfigured, match=r"mirror acme-app is misconfigured: .* does not exist"
+    ) as caught:
         receive(receiver, body, github_headers(body))
+    assert caught.value.mirror_id == "acme-app" and http_answer(caught.value) == (500, caught.value.message)
+    assert "retry later" not in caught.value.message
 
 
 # --- run: leases, coalescing, retries, statuses -----------------------------------------------------

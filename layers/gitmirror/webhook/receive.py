@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitmirror.errors import SignatureError, WebhookPayloadError
+from gitmirror.errors import MirrorMisconfigured, SecretError, SignatureError, WebhookPayloadError
 from gitmirror.jobs import queue_sync
 from gitmirror.ports import DeliveryLedger, JobQueue, MirrorRepository, SecretSource
 from gitmirror.records import Mirror
@@ -158,7 +158,14 @@ def _verified_mirrors(
         if not name:
             continue
         if name not in results:
-            secret = ports.secrets.webhook_secret(name)
+            try:
+                secret = ports.secrets.webhook_secret(name)
+            except SecretError as exc:
+                raise MirrorMisconfigured(
+                    mirror.id,
+                    f"mirror {mirror.id} is misconfigured: {exc.message}. Fix the mirror's webhook secret;"
+                    " this delivery will not be retried (redeliver it, or the schedule catches up)",
+                ) from None
             try:
                 verify(provider, headers, body, secret)
                 results[name] = True
