@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from gitmirror import logs
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorNotFound
 from gitmirror.manage.api.errors import json_response
 from gitmirror.manage.api.models import (
@@ -62,7 +63,9 @@ def list_mirrors() -> Response[MirrorList]:
 
 @app.post("/mirrors", **ROUTE_DOCS["create"])
 def create(spec: MirrorSpec) -> Response[MirrorView]:
-    mirror = create_mirror(spec, mirrors(), settings.policy, settings.secrets_prefix)
+    mirror = create_mirror(
+        spec, mirrors(), settings.policy, settings.secrets_prefix, secret_exists=SecretsManagerSource().exists
+    )
     logger.info("mirror created", extra={"mirror_id": mirror.id, "provider": mirror.provider.value})
     metrics.add_metric(name="MirrorsCreated", unit=MetricUnit.Count, value=1)
     return json_response(201, MirrorView.of(mirror), headers={"Location": f"/mirrors/{mirror.id}"})

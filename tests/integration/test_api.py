@@ -116,6 +116,8 @@ def create(api: Api, body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def api(aws: AwsEnv) -> Api:
+    for name in ("gitmirror/acme/target", "gitmirror/acme/webhook"):  # what spec() names: they exist
+        aws.put_secret(name, json.dumps({"username": "u", "token": "t-0123456789"}))
     return Api()
 
 
@@ -249,6 +251,16 @@ CREATE_ERRORS: list[tuple[str, Any, str]] = [
     ),
     ("secret prefix", spec(target_secret="prod/other-team/token"), "must start with the deployment's prefix"),
     ("secret name", spec(webhook_secret="gitmirror/../../x"), "secret names may use"),
+    (
+        "missing secret",
+        spec(webhook_secret="gitmirror/acme/absent"),
+        "secret 'gitmirror/acme/absent' does not exist",
+    ),
+    (
+        "missing secrets",
+        spec(target_secret="gitmirror/acme/none", source_secret="gitmirror/acme/none2"),
+        "secrets 'gitmirror/acme/none2', 'gitmirror/acme/none' do not exist",
+    ),
     ("no target secret", spec(target_secret=None), "auth_method password needs target_secret"),
     ("no repository identity", spec(source_repo_id=None, source_full_name=None), "source_full_name"),
     ("non-numeric repo id", spec(source_repo_id="abc"), "source_repo_id"),

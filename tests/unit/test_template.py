@@ -83,6 +83,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         },
         "RunsTable.Arn": {"dynamodb:Query"},
         "SyncQueue.Arn": {"sqs:SendMessage"},
+        SECRETS_ARN: {"secretsmanager:DescribeSecret"},
     },
     "WorkerFunction": {
         "MirrorsTable.Arn": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},

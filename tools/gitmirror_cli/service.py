@@ -360,10 +360,13 @@ def _check_url_flag(flag: str, value: str, settings: CliSettings) -> None:
         _usage(f"{flag}: {exc}{fix if 'https://' in str(exc) else ''}")
 
 
-def _check_secret_flags(names: dict[str, str | None], settings: CliSettings) -> None:
+def _check_secret_flags(
+    names: dict[str, str | None], settings: CliSettings, *, missing_is_a_warning: bool = False
+) -> None:
     """Refuse secret names outside the prefix, or that Secrets Manager does not have (the worker
-    would fail on every run, the receiver refuse every delivery). When the check itself cannot be
-    made (no permission to describe secrets), say so and go on."""
+    would fail on every run, the receiver refuse every delivery); `missing_is_a_warning`
+    (`--no-verify-secrets`) only warns about the latter. When the check itself cannot be made (no
+    permission to describe secrets), say so and go on."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from gitmirror.adapters.aws import clients
@@ -387,10 +390,13 @@ def _check_secret_flags(names: dict[str, str | None], settings: CliSettings) -> 
             if code != "ResourceNotFoundException":
                 warn(f"could not check that {flag} {name} exists ({code or exc}); using it as given")
                 continue
-            _usage(
+            message = (
                 f"{flag}: there is no secret {name!r} in Secrets Manager; create it first: "
                 f"aws secretsmanager create-secret --name {name} --secret-string {_SECRET_VALUES[field]}"
             )
+            if not missing_is_a_warning:
+                _usage(message)
+            warn(message)
         except BotoCoreError as exc:
             _fail(_aws_message(exc))
 
@@ -451,7 +457,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     spec = MirrorSpec(**{k: v for k, v in fields.items() if v is not None})
     settings = _settings(args)
     _check_add_flags(args, settings)
-    _check_secret_flags({k: getattr(args, k) for k in _SECRET_FLAGS}, settings)
+    _check_secret_flags(
+        {k: getattr(args, k) for k in _SECRET_FLAGS}, settings, missing_is_a_warning=args.no_verify_secrets
+    )
     mirror = create_mirror(spec, _store(settings), settings.policy, settings.secrets_prefix)
     now = utcnow()
     if args.json:
@@ -696,6 +704,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         help="no push larger than SIZE (K, M, G: powers of 1024; default: the target host's known limit)",
     )
     parser.add_argument("--disabled", action="store_true", help="create the mirror disabled")
+    parser.add_argument(
+        "--no-verify-secrets",
+        action="store_true",
+        help="create the mirror even when a named secret does not exist yet (a warning instead of an error)",
+    )
     parser.add_argument(
         "--no-lfs", action="store_true", help="do not mirror Git LFS objects (only the pointer files)"
     )
