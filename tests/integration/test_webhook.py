@@ -282,7 +282,10 @@ def test_replays_under_new_delivery_ids_are_duplicates(aws: AwsEnv, serve: str) 
 
 
 def test_a_missing_webhook_secret_is_a_configuration_error_naming_the_mirror(
-    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws: AwsEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Not "retry later": GitHub does not redeliver by itself. Logged with the mirror id, counted."""
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
@@ -295,9 +298,9 @@ def test_a_missing_webhook_secret_is_a_configuration_error_naming_the_mirror(
     assert status == 500 and f"mirror {mirror.id} is misconfigured" in reply["error"]
     assert "gitmirror/nowhere/webhook" in reply["error"] and "retry later" not in reply["error"]
     assert queued(aws) == []
+    [logged] = [r for r in caplog.records if r.getMessage() == "webhook not accepted: mirror misconfigured"]
+    assert logged.levelname == "ERROR" and getattr(logged, "mirror_id", None) == mirror.id
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    [logged] = [line for line in lines if line.get("message") == "webhook not accepted: mirror misconfigured"]
-    assert logged["mirror_id"] == mirror.id and logged["level"] == "ERROR"
     assert any(
         line.get("WebhookSecretErrors") == [1.0] or line.get("WebhookSecretErrors") == 1.0 for line in lines
     )
