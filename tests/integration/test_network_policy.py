@@ -52,7 +52,6 @@ DISGUISES = [
     ("https://127.0.0.1%2509/r.git", "percent-escapes"),
     ("https://git_host.example.com/r.git", "plain host name"),
     ("https://999.1.1.1/r.git", "plain host name"),
-    ("https://xn--/r.git", "plain host name"),
     ("https://\u2603.example.com/r.git", "not a valid host name"),
 ]
 

@@ -101,7 +101,7 @@ def missing_scheme_hint(value: str) -> str | None:
     return f"https://{value}"
 
 
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOST_CHARACTERS = re.compile(r"[a-z0-9.-]{1,253}")
 
 
 def normalize_host(raw: str, scheme: str = "https") -> str:
@@ -134,13 +134,9 @@ def normalize_host(raw: str, scheme: str = "https") -> str:
             f"repository host {name!r} is a non-standard form of the address {socket.inet_ntoa(numeric)}:"
             " write IPv4 addresses in dotted decimal"
         )
-    labels = name.split(".")
-    if (
-        not name
-        or len(name) > 253
-        or not all(_LABEL.fullmatch(label) for label in labels)
-        or labels[-1].isdigit()
-    ):
+    # Only the characters are judged here; a malformed name (`a..b`, a label over 63 characters) is
+    # harmless (it cannot be connected to) and is reported when the run starts (transport.check_host).
+    if not name or not _HOST_CHARACTERS.fullmatch(name) or name.rsplit(".", 1)[-1].isdigit():
         raise UsageError(
             "repository host must be a plain host name (letters, digits, '-' and '.') or an IP address"
         )
