@@ -227,9 +227,9 @@ def run_warm(pushes: int, duplicates: int, moto_mode: str, profile: str | None =
     from gitmirror.settings import CliSettings, load
     from gitmirror_dev.lambdas import LambdaContext, http_event, load_function
     from gitmirror_dev.moto_stack import create_resources, local_environment
+    from gitmirror_dev.samples import distinct_github_push
     from gitmirror_dev.signing import sign_github
 
-    body = (WEBHOOK_DIR / "github" / "push.json").read_bytes()
     secret = secrets.token_hex(20)
     saved_env = dict(os.environ)
     saved_stdout = sys.stdout
@@ -251,6 +251,8 @@ def run_warm(pushes: int, duplicates: int, moto_mode: str, profile: str | None =
             module = load_function("webhook")
 
             def invoke(delivery: str) -> tuple[float, int, dict[str, Any], int, float, Counter[str]]:
+                # each push its own body (bodies are deduplicated by signature); redeliveries repeat it
+                body = distinct_github_push(delivery)
                 headers = {
                     "Content-Type": "application/json",
                     "User-Agent": "GitHub-Hookshot/044aadd",
@@ -336,7 +338,7 @@ def run_warm(pushes: int, duplicates: int, moto_mode: str, profile: str | None =
         "moto": moto_mode,
         "mirror_id": mirror_id,
         "payload": "github/push.json",
-        "payload_bytes": len(body),
+        "payload_bytes": len(distinct_github_push("size")),
         "warmup_invocations": WARMUP_INVOCATIONS,
         "first_invocation": {
             "ms": round(first[0], 2),

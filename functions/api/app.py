@@ -17,9 +17,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror import logs
 from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
+from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorNotFound
 from gitmirror.manage.api.errors import json_response
 from gitmirror.manage.api.models import (
@@ -39,6 +41,7 @@ from gitmirror.settings import ApiSettings, load
 from gitmirror.values import Trigger
 
 logger = Logger()
+logs.install()  # after the Logger: its handler gets the scrub filter too
 tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(ApiSettings)
@@ -61,7 +64,9 @@ def list_mirrors() -> Response[MirrorList]:
 
 @app.post("/mirrors", **ROUTE_DOCS["create"])
 def create(spec: MirrorSpec) -> Response[MirrorView]:
-    mirror = create_mirror(spec, mirrors(), settings.policy, settings.secrets_prefix)
+    mirror = create_mirror(
+        spec, mirrors(), settings.policy, settings.secrets_prefix, secret_exists=SecretsManagerSource().exists
+    )
     logger.info("mirror created", extra={"mirror_id": mirror.id, "provider": mirror.provider.value})
     metrics.add_metric(name="MirrorsCreated", unit=MetricUnit.Count, value=1)
     return json_response(201, MirrorView.of(mirror), headers={"Location": f"/mirrors/{mirror.id}"})

@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror import logs
 from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
@@ -21,6 +22,7 @@ from gitmirror.manage.mirrors import schedule_all
 from gitmirror.settings import SchedulerSettings, load
 
 logger = Logger()
+logs.install()  # after the Logger: its handler gets the scrub filter too
 tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(SchedulerSettings)

@@ -16,12 +16,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gitmirror import logs
 from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.idempotency import DynamoDeliveryLedger
 from gitmirror.adapters.aws.mirror_table import MirrorStore
 from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
-from gitmirror.errors import MirrorError
+from gitmirror.errors import MirrorError, MirrorMisconfigured
 from gitmirror.http_answers import INTERNAL, http_answer
 from gitmirror.settings import WebhookSettings, load
 from gitmirror.values import Provider
@@ -29,6 +30,7 @@ from gitmirror.webhook.payloads import delivery_id
 from gitmirror.webhook.receive import ReceiverPorts, Reply, receive_webhook
 
 logger = Logger()
+logs.install()  # after the Logger: its handler gets the scrub filter too
 tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(WebhookSettings)
@@ -73,6 +75,14 @@ def receive(provider: str) -> Response:
     else:
         try:
             reply = receive_webhook(source, headers, body, ports(), max_body_bytes=settings.max_body_bytes)
+        except MirrorMisconfigured as exc:
+            logger.error(
+                "webhook not accepted: mirror misconfigured",
+                extra={"mirror_id": exc.mirror_id, "error": exc.message},
+            )
+            metrics.add_metric(name="WebhookSecretErrors", unit=MetricUnit.Count, value=1)
+            status, message = http_answer(exc)
+            reply = Reply(status, {"error": message}, reason="misconfigured")
         except MirrorError as exc:
             logger.error("webhook not accepted: dependency failure", extra={"error": exc.message})
             status, message = http_answer(exc)

@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from gitmirror import logs
 from gitmirror.adapters.aws.clients import TRACED_MODULES
 from gitmirror.adapters.aws.events import EventBridgeEvents
 from gitmirror.adapters.aws.mirror_table import MirrorStore
@@ -22,6 +23,7 @@ from gitmirror.adapters.aws.queue import SqsJobQueue
 from gitmirror.adapters.aws.secrets_manager import SecretsManagerSource
 from gitmirror.errors import MirrorError
 from gitmirror.jobs import retry_delay
+from gitmirror.mirror import scratch
 from gitmirror.records import SyncJob
 from gitmirror.settings import WorkerSettings, load
 from gitmirror.values import RunStatus
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 # What a cold start needs is imported here; the engine (dulwich) and Powertools' batch processor load
 # with the first job, so a bad environment still fails the cold start but costs no more than that.
 logger = Logger()
+logs.install()  # after the Logger: its handler gets the scrub filter too
 tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 settings = load(WorkerSettings)
@@ -118,6 +121,11 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         logger.warning("job not run, will retry", extra={"error": exc.message})
         queue.delay_retry(record.receipt_handle, retry_delay(settings.retry_base_seconds, attempt))
         raise RetryLater(exc.message) from None
+    except Exception:
+        # never silent: the batch processor would only mark the record failed
+        logger.exception("job failed unexpectedly, will retry")
+        queue.delay_retry(record.receipt_handle, retry_delay(settings.retry_base_seconds, attempt))
+        raise
     result = outcome.result
     if result is not None and not result.dry_run:
         announce(outcome)
@@ -153,6 +161,9 @@ def _run_started(run_id: str) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
+    # a run killed in this execution environment (out of memory, timeout) left its scratch behind
+    for path in scratch.remove_stale():
+        logger.warning("removed the scratch directory of a run that did not finish", extra={"path": path})
     return dict(
         process_partial_response(
             event=event, record_handler=record_handler, processor=processor(), context=context

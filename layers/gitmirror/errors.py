@@ -45,6 +45,17 @@ class ConfigurationError(MirrorError):
     kind = "configuration"
 
 
+class MirrorMisconfigured(ConfigurationError):
+    """One mirror's configuration cannot work (its webhook secret is missing or unreadable). The
+    message names the mirror and what to fix, and is the answer itself: retrying cannot help."""
+
+    kind = "mirror_configuration"
+
+    def __init__(self, mirror_id: str, message: str) -> None:
+        super().__init__(message)
+        self.mirror_id = mirror_id
+
+
 class MirrorNotFound(MirrorError):
     """No mirror with this id."""
 
@@ -86,6 +97,13 @@ class WebhookPayloadError(MirrorError, ValueError):
     """
 
     kind = "payload"
+
+
+class StorageError(MirrorError):
+    """DynamoDB refused a request for good (validation, missing table, access denied): retrying the
+    same request cannot help. Unreachable or throttling DynamoDB is a TransientError."""
+
+    kind = "storage"
 
 
 # --- secrets --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from .errors import (
     ConfigurationError,
     MirrorError,
     MirrorExists,
+    MirrorMisconfigured,
     MirrorNotFound,
     SecretError,
     SignatureError,
@@ -44,6 +45,8 @@ def http_status(exc: MirrorError) -> int:
 def http_answer(exc: MirrorError) -> tuple[int, str]:
     """(status, message) for an error; 5xx answers never carry the error's detail."""
     status = http_status(exc)
+    if isinstance(exc, MirrorMisconfigured):
+        return status, exc.message  # what the hook's sender shows its admin: the mirror and the fix
     if status == 503:
         return status, UNAVAILABLE
     if status >= 500:

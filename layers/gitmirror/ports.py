@@ -8,13 +8,14 @@ wire in-memory ones (tests/support/memory.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .mirror.credentials import BasicCredentials
 from .mirror.github_app import GitHubAppKey
 from .records import Mirror, RunRecord, SyncJob
 from .run.transitions import Transition
+from .values import RefUpdate
 
 
 class MirrorRepository(Protocol):
@@ -44,9 +45,19 @@ class MirrorRepository(Protocol):
 
     def finish(self, mirror_id: str, run_id: str, fields: dict[str, Any]) -> bool: ...
 
-    def put_run(self, run: RunRecord) -> None: ...
+    def record_dead_run(self, mirror: Mirror, now: dt.datetime | None = None) -> bool:
+        """`failed` ("the run stopped without finishing") over a run whose lease ran out."""
+
+    def put_run(self, run: RunRecord, all_refs: Sequence[RefUpdate] = ()) -> None:
+        """The run item; `all_refs` (every per-ref result) are kept apart when the item holds only the
+        first ones (gitmirror.run.records_size)."""
 
     def list_runs(self, mirror_id: str, limit: int = 20) -> list[RunRecord]: ...
+
+    def get_run(self, mirror_id: str, run_id: str) -> RunRecord | None: ...
+
+    def run_refs(self, run: RunRecord) -> list[RefUpdate]:
+        """Every per-ref result of a run."""
 
 
 class JobQueue(Protocol):

@@ -32,7 +32,7 @@ from gitmirror.values import (
     utcnow,
 )
 
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")  # always `fullmatch`
 
 
 # --- the service's records ---------------------------------------------------------------------------
@@ -40,7 +40,7 @@ _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
 
 def _check_id(value: str) -> str:
-    if not MIRROR_ID.match(value):
+    if not MIRROR_ID.fullmatch(value):
         raise ValueError(
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
@@ -61,7 +61,7 @@ def check_secret_prefix(name: str | None, prefix: str) -> None:
 
 
 def _check_secret_name(value: str | None) -> str | None:
-    if value is not None and (not _SECRET_NAME.match(value) or ".." in value):
+    if value is not None and (not _SECRET_NAME.fullmatch(value) or ".." in value):
         raise ValueError("secret names may use letters, digits and /_+=.@- only")
     return value
 
@@ -172,7 +172,8 @@ class Mirror(BaseModel):
     last_successful_update_at: str | None = None
     last_error: str | None = None
     result: RunStatus | None = None
-    divergent_refs: list[str] = Field(default_factory=list)
+    divergent_refs: list[str] = Field(default_factory=list)  # the first 100 (gitmirror.run.records_size)
+    divergent_refs_truncated: int = 0  # how many more diverged
     refs_created: int = 0
     refs_updated: int = 0
     refs_deleted: int = 0
@@ -189,6 +190,9 @@ class Mirror(BaseModel):
     last_scheduled_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    # the run holding the mirror (MirrorRepository.acquire_lease); internal, never shown
+    lease_owner: str | None = None
+    lease_expires_at: str | None = None
     stuck: bool | None = None  # computed by public(), never stored
 
     @property
@@ -200,9 +204,28 @@ class Mirror(BaseModel):
             lfs=self.lfs,
         )
 
+    def lease_live(self, now: dt.datetime | None = None) -> bool:
+        if not self.lease_expires_at:
+            return False
+        try:
+            return parse_iso(self.lease_expires_at) > (now or utcnow())
+        except ValueError:
+            return False
+
+    def run_died(self, now: dt.datetime | None = None) -> bool:
+        """`started`, and the run's lease ran out: its worker ended (killed, out of memory, timed out)
+        without writing a result. Records without a lease fall back to GitLab's hour."""
+        if self.update_status != UpdateStatus.STARTED:
+            return False
+        if self.lease_expires_at:
+            return not self.lease_live(now)
+        return self.is_stuck(now)
+
     def pending_run(self, now: dt.datetime | None = None) -> str | None:
         """Why a new run need not be queued: one is scheduled or started and its time (a lease's
         longest) has not run out. None when nothing is pending."""
+        if self.update_status == UpdateStatus.STARTED and self.lease_expires_at:
+            return "a run is already started" if self.lease_live(now) else None
         stamp = {
             UpdateStatus.SCHEDULED: self.last_scheduled_at,
             UpdateStatus.STARTED: self.last_update_started_at,
@@ -222,7 +245,8 @@ class Mirror(BaseModel):
         return self.update_status == UpdateStatus.SCHEDULED and self.pending_run(now) is not None
 
     def is_stuck(self, now: dt.datetime | None = None) -> bool:
-        """GitLab: a mirror `started` for over an hour is treated as failed."""
+        """GitLab: a mirror `started` for over an hour is treated as failed; so is one whose run's
+        lease ran out."""
         return (
             self.update_status == UpdateStatus.STARTED
             and bool(self.last_update_started_at)
@@ -230,12 +254,22 @@ class Mirror(BaseModel):
         )
 
     def public(self, now: dt.datetime | None = None) -> dict[str, object]:
-        """The record as the API and CLI show it: internal fields left out, a stuck run shown failed."""
-        data = self.model_dump(mode="json", exclude={"source_key", "stuck"})
+        """The record as the API and CLI show it: internal fields left out, a dead run shown failed."""
+        data = self.model_dump(mode="json", exclude=INTERNAL_FIELDS)
         if self.is_stuck(now):
-            data["update_status"] = UpdateStatus.FAILED.value
+            data.update(DEAD_RUN_FIELDS)
             data["stuck"] = True
         return data
+
+
+DEAD_RUN = "the run stopped without finishing (worker ended)"
+# what a run whose worker died shows, and what the next run or the scheduler writes into its record
+DEAD_RUN_FIELDS = {
+    "update_status": UpdateStatus.FAILED.value,
+    "result": RunStatus.FAILED.value,
+    "last_error": DEAD_RUN,
+}
+INTERNAL_FIELDS = {"source_key", "stuck", "lease_owner", "lease_expires_at"}
 
 
 def source_keys(provider: str, repo_id: str | None, full_name: str | None) -> list[str]:
@@ -291,8 +325,16 @@ class RunRecord(BaseModel):
     reason_code: str | None = None  # a failed run's, as each rejected ref in `refs` carries its own
     hint: str | None = None
     dry_run: bool = False  # a dry run pushed nothing: `refs` is its plan; the mirror's status is untouched
-    divergent_refs: list[str] = Field(default_factory=list)
-    refs: list[RefUpdate] = Field(default_factory=list)
+    divergent_refs: list[str] = Field(default_factory=list)  # the first 100
+    divergent_refs_truncated: int = 0
+    refs: list[RefUpdate] = Field(default_factory=list)  # the first 100; all of them: MirrorStore.run_refs
+    refs_truncated: int = 0
+    refs_pages: int = 0  # extra items holding every per-ref result (0: `refs` is complete)
+    refs_created: int = 0
+    refs_updated: int = 0
+    refs_deleted: int = 0
+    refs_rejected: int = 0
+    refs_skipped: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
     bytes_pushed: int = 0

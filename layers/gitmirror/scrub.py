@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from urllib.parse import quote
@@ -22,16 +23,37 @@ _AUTH_HEADER = re.compile(
     r"(?i)(authorization|x-gitlab-token|proxy-authorization)(\s*[:=]\s*)[^\s,;'\"]+(\s+[^\s,;'\"]+)?"
 )
 REDACTED = "***"
+# shorter base64 fragments (secrets under ~9 bytes) would match unrelated text
+_MIN_BASE64_FORM = 8
+
+
+def _base64_forms(value: str) -> list[str]:
+    """The base64 text that `value` produces wherever it sits in an encoded string.
+
+    A server echoing `Authorization: Basic base64(user:token)` (or base64 of the token alone) shows
+    the token at one of three byte alignments; for each, the characters that depend on the token's
+    bytes only are a fixed string, whatever the user name or what follows.
+    """
+    data = value.encode("utf-8")
+    forms = []
+    for pad in range(3):
+        shifted = b"\0" * pad + data
+        whole = len(shifted) // 3 * 3
+        encoded = base64.b64encode(shifted[:whole]).decode("ascii")[4 if pad else 0 :]
+        if len(encoded) >= _MIN_BASE64_FORM:
+            forms.append(encoded)
+    return forms
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so that `scrub` removes it (and its URL-quoted forms) from any text."""
+    """Remember a secret so that `scrub` removes it (its URL-quoted and base64 forms too) from any text."""
     if not value or len(value) < 4:
         return
     with _lock:
         _secrets.add(value)
         _secrets.add(quote(value, safe=""))
         _secrets.add(quote(value, safe="/"))
+        _secrets.update(_base64_forms(value))
 
 
 def one_line(text: object, limit: int = REMOTE_TEXT_LIMIT) -> str:

@@ -64,10 +64,9 @@ class MirrorOptions:
         if value is not None:
             if len(value) > 1024:
                 raise ValueError("branch regex is longer than 1024 characters")
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid branch regex: {exc}") from None
+            from gitmirror.patterns import compile_regex  # RE2 only where a regex is configured
+
+            compile_regex(value)
 
     @property
     def filters_branches(self) -> bool:
@@ -205,7 +204,8 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 # GitLab treats a mirror stuck in `started` for over an hour as failed; a lease never lasts longer.
 STUCK_AFTER_SECONDS = 3600
 MAX_LEASE_SECONDS = STUCK_AFTER_SECONDS
-# a mirror id: lower-case letters, digits, "-" and "_", as in DynamoDB keys and URLs
+# a mirror id: lower-case letters, digits, "-" and "_", as in DynamoDB keys and URLs. Use `fullmatch`:
+# with `match`, `$` also matches before a trailing newline ("nl\n" would pass)
 MIRROR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 

@@ -116,6 +116,8 @@ def create(api: Api, body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def api(aws: AwsEnv) -> Api:
+    for name in ("gitmirror/acme/target", "gitmirror/acme/webhook"):  # what spec() names: they exist
+        aws.put_secret(name, json.dumps({"username": "u", "token": "t-0123456789"}))
     return Api()
 
 
@@ -205,6 +207,8 @@ CREATE_ERRORS: list[tuple[str, Any, str]] = [
     ("bad id", spec("Acme_App"), "id must be 1-64 characters"),
     ("traversal id", spec("../etc"), "id must be 1-64 characters"),
     ("long id", spec("a" * 65), "id must be 1-64 characters"),
+    ("newline id", spec("nl\n"), "id must be 1-64 characters"),
+    ("newline secret", spec(target_secret="gitmirror/acme/target\n"), "secret names may use"),
     ("no provider", {k: v for k, v in spec().items() if k != "provider"}, "provider: Field required"),
     ("no url", {k: v for k, v in spec().items() if k != "url"}, "url: Field required"),
     ("bad provider", spec(provider="bitbucket"), "provider: Input should be"),
@@ -215,6 +219,19 @@ CREATE_ERRORS: list[tuple[str, Any, str]] = [
     ("local path", spec(source_url="/var/repos/app.git"), "local paths are not allowed"),
     ("metadata address", spec(url="https://169.254.169.254/latest/meta-data"), "link-local"),
     ("private address", spec(url="https://10.1.2.3/acme/app.git"), "private address"),
+    # the host as the HTTP client parses it: percent-escapes, trailing dots and numeric forms decoded
+    ("escaped metadata", spec(url="https://%31%36%39.254.169.254/latest"), "link-local"),
+    ("escaped private", spec(url="https://%31%30.1.2.3/a.git"), "private address"),
+    ("dotted metadata", spec(url="https://169.254.169.254./latest"), "link-local"),
+    ("dotted private", spec(source_url="https://10.1.2.3./a.git"), "private address"),
+    ("decimal address", spec(url="https://2130706433/a.git"), "non-standard form of the address 127.0.0.1"),
+    ("hex address", spec(url="https://0xa9.254.169.254/a.git"), "non-standard form of the address 169.254"),
+    ("octal address", spec(url="https://0177.0.0.1/a.git"), "non-standard form of the address 127.0.0.1"),
+    ("short address", spec(url="https://127.1/a.git"), "non-standard form of the address 127.0.0.1"),
+    ("mapped address", spec(url="https://[::ffff:169.254.169.254]/a.git"), "link-local"),
+    ("zone id", spec(url="https://[fe80::1%25eth0]/a.git"), "IPv6 zone"),
+    ("odd host", spec(url="https://git_lab.example.com/a.git"), "plain host name"),
+    ("unicode host", spec(url="https://gitlab.ex\u2603ample.com/a.git"), "not a valid host name"),
     ("query in url", spec(url="https://gitlab.example.com/a.git?private_token=x"), "query or fragment"),
     ("empty url", spec(url=""), "empty repository URL"),
     ("url with spaces", spec(url="https://gitlab.example.com/a b.git"), "whitespace"),
@@ -222,8 +239,28 @@ CREATE_ERRORS: list[tuple[str, Any, str]] = [
     ("too many filters", spec(branch_filters=["main"] * 101), "branch_filters"),
     ("empty filter", spec(branch_filters=[""]), "invalid branch filter"),
     ("bad regex", spec(mirror_branch_regex="(unclosed"), "mirror_branch_regex: invalid branch regex"),
+    (
+        "backreference",
+        spec(mirror_branch_regex=r"(a)\1"),
+        "mirror_branch_regex: invalid branch regex (it must be RE2",
+    ),
+    (
+        "look-ahead",
+        spec(mirror_branch_regex="(?=main)main"),
+        "mirror_branch_regex: invalid branch regex (it must be RE2",
+    ),
     ("secret prefix", spec(target_secret="prod/other-team/token"), "must start with the deployment's prefix"),
     ("secret name", spec(webhook_secret="gitmirror/../../x"), "secret names may use"),
+    (
+        "missing secret",
+        spec(webhook_secret="gitmirror/acme/absent"),
+        "secret 'gitmirror/acme/absent' does not exist",
+    ),
+    (
+        "missing secrets",
+        spec(target_secret="gitmirror/acme/none", source_secret="gitmirror/acme/none2"),
+        "secrets 'gitmirror/acme/none2', 'gitmirror/acme/none' do not exist",
+    ),
     ("no target secret", spec(target_secret=None), "auth_method password needs target_secret"),
     ("no repository identity", spec(source_repo_id=None, source_full_name=None), "source_full_name"),
     ("non-numeric repo id", spec(source_repo_id="abc"), "source_repo_id"),

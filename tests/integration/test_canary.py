@@ -32,9 +32,13 @@ def test_canary_never_escapes(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    caplog.set_level(logging.INFO)
+    # every level: botocore at DEBUG logs whole response bodies (GetSecretValue's included)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="gitmirror")
+    fns = Functions()  # the handlers load first, as in Lambda: they cap the library loggers
     # every credential is the canary
     git_servers.source.password = CANARY
     git_servers.target.password = CANARY
@@ -44,7 +48,6 @@ def test_canary_never_escapes(
     target_creds = {"username": TARGET_USER, "token": CANARY}
 
     # worker: success, wrong token, 401/500 from a server, unreachable host
-    fns = Functions()
     ok = add_mirror(
         aws,
         git_servers.source_url,
@@ -162,4 +165,5 @@ def test_canary_never_escapes(
     assert CANARY in "".join(creds.values())  # the canary really was the credential
     assert CANARY not in everything
     assert "run_id" in items and ok.id in items  # the sweep looked at real data
+    assert "DEBUG" in {r.levelname for r in caplog.records}  # debug records were captured and swept
     assert g.refs(git_servers.target_path) == g.refs(git_servers.source_path)

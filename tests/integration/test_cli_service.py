@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gitmirror.records import Mirror, RunRecord
+from gitmirror.records import INTERNAL_FIELDS, Mirror, RunRecord
 from gitmirror.settings import CliSettings, load
 from gitmirror.values import Action, RefUpdate, RunStatus, Trigger, UpdateStatus, iso, utcnow
 from tests.conftest import AwsEnv
@@ -22,7 +22,7 @@ GITMIRROR = str(Path(sys.executable).with_name("gitmirror"))
 CANARY = "secret-canary-4e1d"
 SOURCE = "https://github.com/acme/app.git"
 TARGET = "https://git.example.com/mirrors/app.git"
-PUBLIC_KEYS = set(Mirror.model_fields) - {"source_key", "stuck"}  # "stuck" appears only for stuck runs
+PUBLIC_KEYS = set(Mirror.model_fields) - INTERNAL_FIELDS  # "stuck" appears only for stuck runs
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -306,9 +306,17 @@ def test_a_run_started_over_an_hour_ago_shows_as_stuck(aws: AwsEnv) -> None:
         ({"--source-url": "git@github.com:acme/app.git"}, "not ssh", {}),
         ({"--url": "http://git.example.com/r.git"}, "must use https://", {"ALLOW_INSECURE_HTTP": "false"}),
         ({"--id": "Bad_ID!"}, "argument --id: id must be", {}),
+        (
+            {"--url": "https://%31%36%39.254.169.254/latest"},
+            "link-local",
+            {"ALLOW_PRIVATE_NETWORKS": "false"},
+        ),
+        ({"--url": "https://localhost./r.git"}, "localhost", {"ALLOW_LOOPBACK": "false"}),
+        ({"--source-url": "https://0x7f.1/r.git"}, "non-standard form of the address 127.0.0.1", {}),
         ({"--provider": "bitbucket"}, "invalid choice", {}),
         ({"--source-repo-id": "12ab"}, "--source-repo-id: String should match pattern", {}),
         ({"--branch-regex": "(["}, "--branch-regex: invalid branch regex", {}),
+        ({"--branch-regex": "(?<=x)y"}, "--branch-regex: invalid branch regex (it must be RE2", {}),
         ({"--source-secret": "elsewhere/x"}, "must start with the deployment's prefix", {}),
         ({"--bogus": "x"}, "unrecognized arguments", {}),
     ],
@@ -355,3 +363,14 @@ def test_max_push_bytes_on_add_and_update(aws: AwsEnv) -> None:
     assert ok_json("mirrors", "update", "app", "--clear-max-push-bytes")["max_push_bytes"] is None
     shown = cli("mirrors", "show", "app")
     assert shown.returncode == 0 and "max push bytes:" in shown.stdout
+
+
+def test_add_checks_that_the_named_secrets_exist(aws: AwsEnv) -> None:
+    """Refused (exit 2, nothing written) when a secret is missing; with --no-verify-secrets a warning."""
+    proc = cli(*add_args("app", "--webhook-secret", "gitmirror/app/not-yet"))
+    assert "there is no secret 'gitmirror/app/not-yet' in Secrets Manager" in one_error_line(proc, 2)
+    assert all_items(mirrors_table()) == []
+    proc = cli(*add_args("app", "--webhook-secret", "gitmirror/app/not-yet", "--no-verify-secrets", "--json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" in proc.stderr and "there is no secret 'gitmirror/app/not-yet'" in proc.stderr
+    assert json.loads(proc.stdout)["webhook_secret"] == "gitmirror/app/not-yet"

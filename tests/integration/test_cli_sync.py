@@ -106,7 +106,10 @@ def test_credentials_in_url_are_accepted_and_never_printed(
         ["sync", "ssh://git@example.com/r.git", "/tmp/x"],
         ["sync", "/tmp/a", "https://example.com/r?x=1"],
         ["sync", "/tmp/a", "/tmp/b", "--branch-regex", "(unclosed"],
+        ["sync", "/tmp/a", "/tmp/b", "--branch-regex", r"(a)\1"],  # RE2 refuses backreferences
         ["sync", "/tmp/a", "/tmp/b", "--branch-filter", ""],
+        ["sync", "/tmp/a", "http://2130706433:8080/r.git"],  # a numeric form of 127.0.0.1
+        ["sync", "http://127.0.0.1%2509/r.git", "/tmp/b"],
         ["sync", "/tmp/a", "/tmp/b", "--no-such-flag"],
         ["nonsense"],
     ],
@@ -172,3 +175,25 @@ def test_dry_run_reports_the_plan_and_pushes_nothing(
     out = json.loads(cli(*args, "--dry-run", "--json", env=sync_env).stdout)
     assert {r["ref"]: r["action"] for r in out["refs"]}["refs/heads/topic"] == "force_update"
     assert g.refs(dst) == before
+
+
+def test_redos_branch_names_pushed_to_the_source_do_not_stall_a_sync(
+    git_servers: GitServers, sync_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Branch names built to make a backtracking engine take hours (`(a+)+$`: ~10 s at 27 characters,
+    x1.8 per extra one) are decided in linear time: the sync ends within the subprocess timeout."""
+    sync_env["TMPDIR"] = str(tmp_path)
+    src = git_servers.source_path
+    base = g.commit(src, MAIN, {"a": "1"})
+    for i in range(20):
+        g.set_ref(src, f"refs/heads/{'a' * 60}{i}!", base)
+    g.set_ref(src, f"refs/heads/{'a' * 60}", base)
+    g.set_ref(src, f"refs/heads/{'a' * 50}c", base)
+    for pattern, mirrored in (
+        (["--branch-regex", "(a+)+$"], {f"refs/heads/{'a' * 60}"}),
+        (["--branch-filter", "*a*a*a*a*a*a*a*b"], set()),
+    ):
+        proc = cli("sync", git_servers.source_url, git_servers.target_url, *pattern, "--json", env=sync_env)
+        assert proc.returncode == 0, proc.stderr
+        created = {r["ref"] for r in json.loads(proc.stdout)["refs"] if r["action"] == "create"}
+        assert created == mirrored  # main matches neither pattern

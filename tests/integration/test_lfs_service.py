@@ -151,6 +151,8 @@ def test_cli_mirrors_add_and_update_lfs_flags(aws: AwsEnv) -> None:
 def test_api_lfs_field(aws: AwsEnv) -> None:
     from tests.integration.test_api import Api, create, rejected, spec
 
+    for name in ("target", "webhook", "lfs-source"):  # POST /mirrors checks that named secrets exist
+        aws.put_secret(f"gitmirror/acme/{name}", '{"username": "u", "token": "t-0123456789"}')
     api = Api()
     assert create(api, spec("default-lfs"))["lfs"] is True
     reply = create(

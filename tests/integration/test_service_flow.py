@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitmirror.values import UpdateStatus
+from gitmirror_dev.samples import distinct_github_push
 from tests.conftest import CANARIES, AwsEnv, GitServers
 from tests.support import gitrepo as g
 from tests.support.service import Functions, add_mirror, all_items, github_push, store
@@ -89,7 +90,8 @@ def test_keep_divergent_marks_failed_partial_with_gitlab_message(
     g.commit(git_servers.target_path, "refs/heads/feature", {"downstream": "edit"})
     g.commit(git_servers.source_path, "refs/heads/feature", {"upstream": "edit"})
     g.commit(git_servers.source_path, MAIN, {"more": "work"})
-    status, _ = fns.post("github", *github_push())
+    # another push: another body (a body seen before is a replay)
+    status, _ = fns.post("github", *github_push(distinct_github_push("second push")))
     assert status == 202
     fns.poller(aws).drain()
     after = store().get(mirror.id)

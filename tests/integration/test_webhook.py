@@ -118,8 +118,9 @@ def test_ping_and_other_events_are_ignored(aws: AwsEnv, serve: str) -> None:
     add_mirror(aws, SRC, DST, repo_id="186853261", full_name=None)
     status, reply = post(f"{serve}/webhooks/github", *github_push(ping, event="ping"))
     assert status == 200 and "ignored" in reply
+    # a non-push event is ignored unverified, mirrored repository or not: no oracle either way
     headers, body = github_push(ping, event="ping", secret="wrong")
-    assert post(f"{serve}/webhooks/github", headers, body)[0] == 401
+    assert post(f"{serve}/webhooks/github", headers, body)[0] == 200
     assert queued(aws) == []
 
 
@@ -155,10 +156,18 @@ def test_malformed_json_with_valid_signature_is_400(aws: AwsEnv, serve: str) -> 
     assert queued(aws) == []
 
 
-def test_unknown_repository_is_404(aws: AwsEnv, serve: str) -> None:
-    add_mirror(aws, SRC, DST, repo_id="1", full_name="someone/else")
-    got, reply = post(f"{serve}/webhooks/github", *github_push())
-    assert got == 404 and reply == {"error": "no mirror is configured for this repository"}
+def test_unknown_repository_gets_the_answer_of_a_bad_signature(aws: AwsEnv, serve: str) -> None:
+    """No oracle: an unauthenticated caller cannot tell which repositories are mirrored."""
+    mirrored = add_mirror(aws, SRC, DST, repo_id="1", full_name="someone/else")
+    unknown = post(f"{serve}/webhooks/github", *github_push())
+    assert unknown == (401, {"error": "invalid signature"})
+    mirrored_body = (
+        github_push()[1].replace(b"63933911", b"1").replace(b"binkkatal/sample_app", b"someone/else")
+    )
+    bad = post(f"{serve}/webhooks/github", *github_push(mirrored_body, secret="wrong"))
+    assert bad == unknown
+    assert post(f"{serve}/webhooks/github", *github_push(mirrored_body))[0] == 202  # the body is right
+    assert mirrored.id in [m["mirror_id"] for m in queued(aws)]
 
 
 def test_routes_and_methods(aws: AwsEnv, serve: str) -> None:
@@ -245,5 +254,53 @@ def test_gitea_push(aws: AwsEnv, serve: str) -> None:
 def test_disabled_mirror_is_not_triggered(aws: AwsEnv, serve: str) -> None:
     mirror = add_mirror(aws, SRC, DST)
     store().update_settings(mirror.id, {"enabled": False})
-    assert post(f"{serve}/webhooks/github", *github_push())[0] == 404
+    assert post(f"{serve}/webhooks/github", *github_push())[0] == 401
     assert queued(aws) == []
+
+
+def test_replays_under_new_delivery_ids_are_duplicates(aws: AwsEnv, serve: str) -> None:
+    """GitHub signs the body only; GitLab's signing token signs `webhook-id`, not Idempotency-Key.
+    A captured delivery re-sent with a fresh unsigned id is answered 200 duplicate, nothing queued."""
+    add_mirror(aws, SRC, DST)
+    headers, body = github_push()
+    assert post(f"{serve}/webhooks/github", headers, body)[0] == 202
+    replay = {**headers, "X-GitHub-Delivery": str(uuid.uuid4())}
+    status, reply = post(f"{serve}/webhooks/github", replay, body)
+    assert status == 200 and reply["duplicate"] is True and reply["queued"] == 0
+    assert len(queued(aws)) == 1
+
+    token = "whsec_Z2l0bWlycm9yLXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk="
+    add_mirror(aws, SRC, DST, provider="gitlab", repo_id="15", full_name=None, webhook_secret_value=token)
+    headers, body = gitlab_push(signing=token)
+    status, reply = post(f"{serve}/webhooks/gitlab", headers, body)
+    assert status == 202 and reply["delivery"] == headers["webhook-id"]  # the signed id is the delivery
+    replay = {**headers, "Idempotency-Key": str(uuid.uuid4()), "X-Gitlab-Event-UUID": str(uuid.uuid4())}
+    status, reply = post(f"{serve}/webhooks/gitlab", replay, body)
+    assert status == 200 and reply["duplicate"] is True
+    assert len(queued(aws)) == 2
+    assert headers["webhook-id"] in {job["delivery_id"] for job in queued(aws)}
+
+
+def test_a_missing_webhook_secret_is_a_configuration_error_naming_the_mirror(
+    aws: AwsEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not "retry later": GitHub does not redeliver by itself. Logged with the mirror id, counted."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
+    mirror = add_mirror(aws, SRC, DST)
+    store().update_settings(mirror.id, {"webhook_secret": "gitmirror/nowhere/webhook"})
+    webhook = load_function("webhook")
+    status, _h, raw = invoke_http(webhook, http_event("POST", "/webhooks/github", *github_push()))
+    reply = json.loads(raw)
+    assert status == 500 and f"mirror {mirror.id} is misconfigured" in reply["error"]
+    assert "gitmirror/nowhere/webhook" in reply["error"] and "retry later" not in reply["error"]
+    assert queued(aws) == []
+    [logged] = [r for r in caplog.records if r.getMessage() == "webhook not accepted: mirror misconfigured"]
+    assert logged.levelname == "ERROR" and getattr(logged, "mirror_id", None) == mirror.id
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any(
+        line.get("WebhookSecretErrors") == [1.0] or line.get("WebhookSecretErrors") == 1.0 for line in lines
+    )

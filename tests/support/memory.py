@@ -8,6 +8,7 @@ adapters have their own integration tests on a moto server.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,14 +16,15 @@ from gitmirror.errors import MirrorExists, MirrorNotFound, SecretError, Transien
 from gitmirror.mirror.credentials import BasicCredentials
 from gitmirror.mirror.github_app import GitHubAppKey
 from gitmirror.ports import Action
-from gitmirror.records import Mirror, RunRecord, SyncJob
-from gitmirror.values import MAX_LEASE_SECONDS, UpdateStatus, iso, parse_iso, utcnow
+from gitmirror.records import DEAD_RUN_FIELDS, Mirror, RunRecord, SyncJob
+from gitmirror.values import MAX_LEASE_SECONDS, RefUpdate, UpdateStatus, iso, parse_iso, utcnow
 
 
 @dataclass
 class InMemoryMirrors:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: list[RunRecord] = field(default_factory=list)
+    run_ref_pages: dict[tuple[str, str], list[RefUpdate]] = field(default_factory=dict)
     fail_with: Exception | None = None  # every call raises this (an outage)
 
     def _check(self) -> None:
@@ -113,9 +115,30 @@ class InMemoryMirrors:
         item.pop("lease_expires_at", None)
         return True
 
-    def put_run(self, run: RunRecord) -> None:
+    def record_dead_run(self, mirror: Mirror, now: dt.datetime | None = None) -> bool:
+        self._check()
+        item = self.items.get(mirror.id)
+        now = now or utcnow()
+        if item is None or not mirror.lease_owner or item.get("lease_owner") != mirror.lease_owner:
+            return False
+        if not self._lease_free(item, now):
+            return False
+        item.update(DEAD_RUN_FIELDS, last_update_at=iso(now))
+        item.pop("lease_owner", None)
+        item.pop("lease_expires_at", None)
+        return True
+
+    def put_run(self, run: RunRecord, all_refs: Sequence[RefUpdate] = ()) -> None:
         self._check()
         self.runs.append(run)
+        if len(all_refs) > len(run.refs):
+            self.run_ref_pages[(run.mirror_id, run.run_id)] = list(all_refs)
+
+    def get_run(self, mirror_id: str, run_id: str) -> RunRecord | None:
+        return next((r for r in self.runs if (r.mirror_id, r.run_id) == (mirror_id, run_id)), None)
+
+    def run_refs(self, run: RunRecord) -> list[RefUpdate]:
+        return self.run_ref_pages.get((run.mirror_id, run.run_id), list(run.refs))
 
     def list_runs(self, mirror_id: str, limit: int = 20) -> list[RunRecord]:
         self._check()

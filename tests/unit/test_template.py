@@ -83,6 +83,7 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
         },
         "RunsTable.Arn": {"dynamodb:Query"},
         "SyncQueue.Arn": {"sqs:SendMessage"},
+        SECRETS_ARN: {"secretsmanager:DescribeSecret"},
     },
     "WorkerFunction": {
         "MirrorsTable.Arn": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
@@ -687,6 +688,9 @@ def test_alarms(resources: dict[str, Any]) -> None:
     # Powertools Metrics adds the `service` dimension (POWERTOOLS_SERVICE_NAME) to every metric.
     assert failed["Dimensions"] == [{"Name": "service", "Value": "gitmirror"}]
     _assert_fires_above_zero(failed)
+    secrets = _alarm(resources, "gitmirror", "WebhookSecretErrors")
+    assert secrets["Dimensions"] == [{"Name": "service", "Value": "gitmirror"}]
+    _assert_fires_above_zero(secrets)
 
 
 def test_alarm_topic_only_with_email(template: dict[str, Any], resources: dict[str, Any]) -> None:

@@ -122,3 +122,19 @@ def test_error_messages_are_one_scrubbed_line() -> None:
     error = ProtocolFailure("remote said:\n\x1b[2J tok-\x1b[0msec-1234 " + "z" * 5000)
     assert error.message.startswith("remote said: *** zzz") and len(error.message) <= MESSAGE_LIMIT
     assert "\n" not in error.message and "\x1b" not in error.message
+
+
+@pytest.mark.parametrize("user", ["", "x", "xy", "oauth2", "x-access-token", "src-user"])
+def test_base64_of_user_and_token_is_scrubbed_at_every_alignment(user: str) -> None:
+    import base64
+
+    token = "canary-B64-0e9f8d7c6b"
+    register_secret(token)
+    for text, tail in ((f"{user}:{token}", ""), (token, ""), (f"{user}:{token}:tail", ":tail")):
+        encoded = base64.b64encode(text.encode()).decode()
+        clean = scrub(f"server said: {encoded}")
+        before, _, after = clean.removeprefix("server said: ").partition("***")
+        assert _ == "***"
+        # what is left around the mask holds at most 2 bytes of the token on either side
+        assert len(before) <= len(base64.b64encode(f"{user}:".encode() if text != token else b"")) + 4
+        assert len(after.rstrip("=")) <= len(base64.b64encode(tail.encode())) + 4

@@ -11,11 +11,19 @@ from typing import Any
 
 import pytest
 
-from gitmirror.errors import MirrorExists, MirrorNotFound, SecretError, TransientError, UsageError
+from gitmirror.errors import (
+    MirrorExists,
+    MirrorMisconfigured,
+    MirrorNotFound,
+    TransientError,
+    UsageError,
+)
+from gitmirror.http_answers import http_answer
 from gitmirror.jobs import make_job, retry_delay
 from gitmirror.manage.mirrors import create_mirror, request_sync, schedule_all, update_mirror
 from gitmirror.mirror.urls import NetworkPolicy
-from gitmirror.records import MirrorSettings, MirrorSpec
+from gitmirror.records import DEAD_RUN, MirrorSettings, MirrorSpec
+from gitmirror.run import mirror_run
 from gitmirror.run.mirror_run import covered_by_later_run, run_job
 from gitmirror.settings import WorkerSettings
 from gitmirror.values import Provider, RunStatus, Trigger, UpdateStatus, iso, utcnow
@@ -259,17 +267,21 @@ def test_rejections_queue_nothing(
 def test_unknown_repositories_and_disabled_mirrors(receiver: ReceiverPorts, queue: InMemoryQueue) -> None:
     create_mirror(spec(enabled=False), receiver.mirrors, POLICY, PREFIX)
     body = push_body()
-    assert receive(receiver, body, github_headers(body))[0] == 404
+    assert receive(receiver, body, github_headers(body))[0] == 401  # the answer of a bad signature
     other = push_body(999, "someone/else")
-    assert receive(receiver, other, github_headers(other))[0] == 404
+    assert receive(receiver, other, github_headers(other))[0] == 401
     assert queue.jobs == []
 
 
 def test_an_unreadable_webhook_secret_is_an_error_not_a_match(receiver: ReceiverPorts) -> None:
     create_mirror(spec(webhook_secret="gitmirror/acme/missing"), receiver.mirrors, POLICY, PREFIX)
     body = push_body()
-    with pytest.raises(SecretError, match="does not exist"):
+    with pytest.raises(
+        MirrorMisconfigured, match=r"mirror acme-app is misconfigured: .* does not exist"
+    ) as caught:
         receive(receiver, body, github_headers(body))
+    assert caught.value.mirror_id == "acme-app" and http_answer(caught.value) == (500, caught.value.message)
+    assert "retry later" not in caught.value.message
 
 
 # --- run: leases, coalescing, retries, statuses -----------------------------------------------------
@@ -322,13 +334,18 @@ def test_jobs_are_coalesced_into_later_runs_that_finished_or_run() -> None:
     mirror = create_mirror(spec(), InMemoryMirrors(), POLICY, PREFIX)
     job = make_job("acme-app", Trigger.WEBHOOK, "d-1")
     later = iso(utcnow() + dt.timedelta(seconds=5))
-    for status, covered in (
-        (UpdateStatus.FINISHED, True),
-        (UpdateStatus.STARTED, True),
-        (UpdateStatus.FAILED, False),
+    live, expired = iso(utcnow() + dt.timedelta(minutes=10)), iso(utcnow() - dt.timedelta(seconds=1))
+    for status, lease, covered in (
+        (UpdateStatus.FINISHED, None, True),
+        (UpdateStatus.STARTED, live, True),
+        (UpdateStatus.STARTED, expired, False),  # its worker died: the job runs again
+        (UpdateStatus.STARTED, None, False),  # no lease to trust
+        (UpdateStatus.FAILED, None, False),
     ):
-        run = mirror.model_copy(update={"update_status": status, "last_update_started_at": later})
-        assert (covered_by_later_run(run, job, utcnow()) is not None) is covered, status
+        run = mirror.model_copy(
+            update={"update_status": status, "last_update_started_at": later, "lease_expires_at": lease}
+        )
+        assert (covered_by_later_run(run, job, utcnow()) is not None) is covered, (status, lease)
     earlier = mirror.model_copy(
         update={
             "update_status": UpdateStatus.FINISHED,
@@ -342,3 +359,71 @@ def test_retry_backoff_doubles_and_is_capped() -> None:
     assert [retry_delay(30, attempt) for attempt in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert retry_delay(30, 20) == 900
     assert retry_delay(0, 3) == 0
+
+
+def test_a_dead_run_reads_failed_and_the_next_run_records_it_then_runs(mirrors: InMemoryMirrors) -> None:
+    """A worker killed mid-run leaves `started` and its lease; once the lease ran out the record is
+    shown failed, the next run writes that failure into it, takes the lease and runs."""
+    registered(mirrors)
+    started = utcnow() - dt.timedelta(minutes=20)
+    mirrors.items["acme-app"].update(
+        update_status="started",
+        last_update_started_at=iso(started),
+        lease_owner="dead-run",
+        lease_expires_at=iso(started + dt.timedelta(minutes=15)),
+    )
+    mirror = mirrors.get("acme-app")
+    assert mirror is not None and mirror.run_died() and mirror.pending_run() is None
+    shown = mirror.public()
+    assert (
+        shown["update_status"] == "failed" and shown["last_error"] == DEAD_RUN and "lease_owner" not in shown
+    )
+    job = make_job("acme-app", Trigger.WEBHOOK, "d-2")
+    job = job.model_copy(
+        update={"enqueued_at": iso(started - dt.timedelta(seconds=1))}
+    )  # before the dead run
+    outcome = run_job(job, mirrors, InMemorySecrets(), SETTINGS)
+    assert outcome.action == "ran"  # not dropped as covered
+    assert mirrors.items["acme-app"]["last_run_id"] != "dead-run"
+
+
+def test_the_scheduler_records_a_dead_run_failed_and_queues_the_mirror(mirrors: InMemoryMirrors) -> None:
+    registered(mirrors)
+    started = utcnow() - dt.timedelta(minutes=20)
+    mirrors.items["acme-app"].update(
+        update_status="started",
+        last_update_started_at=iso(started),
+        lease_owner="dead-run",
+        lease_expires_at=iso(started + dt.timedelta(minutes=15)),
+    )
+    queue = InMemoryQueue()
+    queued, _skipped = schedule_all(mirrors, queue)
+    assert queued == ["acme-app"]
+    item = mirrors.items["acme-app"]
+    assert item["last_error"] == DEAD_RUN and item["result"] == "failed" and "lease_owner" not in item
+    assert item["update_status"] == "scheduled"
+
+
+def test_status_writes_back_off_while_the_store_is_unreachable(
+    mirrors: InMemoryMirrors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registered(mirrors, source_url="https://github.com/acme/app.git")
+    mirrors.items["acme-app"]["source_url"] = "http://github.com/acme/app.git"  # fails fast, offline
+    monkeypatch.setattr(mirror_run.time, "sleep", lambda _s: None)
+    original, calls = mirrors.finish, []
+
+    def flaky(*args: object) -> bool:
+        calls.append(args)
+        if len(calls) < 3:
+            raise TransientError("cannot reach AWS (DynamoDB is unreachable)")
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mirrors, "finish", flaky)
+    outcome = run_job(make_job("acme-app", Trigger.MANUAL, None), mirrors, InMemorySecrets(), SETTINGS)
+    assert len(calls) == 3 and mirrors.items["acme-app"]["update_status"] == "failed" and not outcome.retry
+
+    calls.clear()
+    monkeypatch.setattr(mirrors, "finish", lambda *a: (_ for _ in ()).throw(TransientError("down")))
+    outcome = run_job(make_job("acme-app", Trigger.MANUAL, None), mirrors, InMemorySecrets(), SETTINGS)
+    # never written: the job comes back once the run's lease has expired, and is then run again
+    assert outcome.retry and outcome.retry_after_seconds > 0 and "runs again" in outcome.reason

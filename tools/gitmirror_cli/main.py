@@ -67,6 +67,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from gitmirror.mirror.credentials import from_env_token
     from gitmirror.mirror.engine import sync_mirror
     from gitmirror.mirror.transport import Remote
+    from gitmirror.mirror.urls import PERMISSIVE
 
     source_url = _sync_remote(args.source, "SOURCE")
     target_url = _sync_remote(args.target, "TARGET")
@@ -85,12 +86,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
         from_env_token(
             source_url, _env_secret("GITMIRROR_SOURCE_TOKEN"), os.environ.get("GITMIRROR_SOURCE_USERNAME")
         ),
+        policy=PERMISSIVE,
     )
     target = Remote(
         target_url,
         from_env_token(
             target_url, _env_secret("GITMIRROR_TARGET_TOKEN"), os.environ.get("GITMIRROR_TARGET_USERNAME")
         ),
+        policy=PERMISSIVE,
     )
     display = None
     if not args.quiet and sys.stderr.isatty():
@@ -357,6 +360,9 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gitmirror import logs
+
+    logs.install()
     argv = list(sys.argv[1:] if argv is None else argv)
     output.mode.json = output.wants_json(argv)
     try:

@@ -125,7 +125,7 @@ def _guarded(func: Command) -> Command:
 
 
 def _mirror_id(value: str) -> str:
-    if not MIRROR_ID.match(value):
+    if not MIRROR_ID.fullmatch(value):
         raise argparse.ArgumentTypeError(
             "id must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
         )
@@ -297,6 +297,13 @@ def _duration(run: RunRecord) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+def _changed(run: RunRecord) -> int:
+    counted = run.refs_created + run.refs_updated + run.refs_deleted
+    if counted or run.refs_truncated:
+        return counted
+    return sum(1 for r in run.refs if r.action in _CHANGED)  # a run recorded before the counts
+
+
 def runs_table(runs: Sequence[RunRecord]) -> str:
     if not runs:
         return "no runs"
@@ -306,7 +313,7 @@ def runs_table(runs: Sequence[RunRecord]) -> str:
             run.trigger.value + (" (dry run)" if run.dry_run else ""),
             run.result.value if run.result else run.update_status.value,
             _duration(run),
-            str(sum(1 for r in run.refs if r.action in _CHANGED)),
+            str(_changed(run)),
             _first_line(run.error),
         ]
         for run in runs
@@ -353,10 +360,13 @@ def _check_url_flag(flag: str, value: str, settings: CliSettings) -> None:
         _usage(f"{flag}: {exc}{fix if 'https://' in str(exc) else ''}")
 
 
-def _check_secret_flags(names: dict[str, str | None], settings: CliSettings) -> None:
+def _check_secret_flags(
+    names: dict[str, str | None], settings: CliSettings, *, missing_is_a_warning: bool = False
+) -> None:
     """Refuse secret names outside the prefix, or that Secrets Manager does not have (the worker
-    would fail on every run, the receiver refuse every delivery). When the check itself cannot be
-    made (no permission to describe secrets), say so and go on."""
+    would fail on every run, the receiver refuse every delivery); `missing_is_a_warning`
+    (`--no-verify-secrets`) only warns about the latter. When the check itself cannot be made (no
+    permission to describe secrets), say so and go on."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from gitmirror.adapters.aws import clients
@@ -380,10 +390,13 @@ def _check_secret_flags(names: dict[str, str | None], settings: CliSettings) -> 
             if code != "ResourceNotFoundException":
                 warn(f"could not check that {flag} {name} exists ({code or exc}); using it as given")
                 continue
-            _usage(
+            message = (
                 f"{flag}: there is no secret {name!r} in Secrets Manager; create it first: "
                 f"aws secretsmanager create-secret --name {name} --secret-string {_SECRET_VALUES[field]}"
             )
+            if not missing_is_a_warning:
+                _usage(message)
+            warn(message)
         except BotoCoreError as exc:
             _fail(_aws_message(exc))
 
@@ -444,7 +457,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     spec = MirrorSpec(**{k: v for k, v in fields.items() if v is not None})
     settings = _settings(args)
     _check_add_flags(args, settings)
-    _check_secret_flags({k: getattr(args, k) for k in _SECRET_FLAGS}, settings)
+    _check_secret_flags(
+        {k: getattr(args, k) for k in _SECRET_FLAGS}, settings, missing_is_a_warning=args.no_verify_secrets
+    )
     mirror = create_mirror(spec, _store(settings), settings.policy, settings.secrets_prefix)
     now = utcnow()
     if args.json:
@@ -595,7 +610,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from gitmirror.adapters.aws.mirror_table import MirrorNotFound
 
     store = _store(_settings(args))
-    runs = store.list_runs(args.mirror_id, limit=args.limit)
+    if args.run is not None:
+        # one run with every per-ref result (a big run's item holds only the first ones)
+        one = store.get_run(args.mirror_id, args.run)
+        if one is None:
+            return _fail(f"no run {args.run} of mirror {args.mirror_id}")
+        runs = [one.model_copy(update={"refs": store.run_refs(one), "refs_truncated": 0})]
+    else:
+        runs = store.list_runs(args.mirror_id, limit=args.limit)
     # history outlives a deleted mirror (until its TTL); only an id with neither is unknown
     if not runs and store.get(args.mirror_id) is None:
         raise MirrorNotFound(args.mirror_id)
@@ -603,6 +625,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _emit_json({"runs": [run.model_dump(mode="json") for run in runs]})
     else:
         _print(runs_table(runs))
+        if args.run is not None:
+            _print(
+                "\n".join(
+                    f"{r.action.value:<14} {r.ref}" + (f"  {r.error}" if r.error else "")
+                    for r in runs[0].refs
+                )
+            )
     return EXIT_OK
 
 
@@ -675,6 +704,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         help="no push larger than SIZE (K, M, G: powers of 1024; default: the target host's known limit)",
     )
     parser.add_argument("--disabled", action="store_true", help="create the mirror disabled")
+    parser.add_argument(
+        "--no-verify-secrets",
+        action="store_true",
+        help="create the mirror even when a named secret does not exist yet (a warning instead of an error)",
+    )
     parser.add_argument(
         "--no-lfs", action="store_true", help="do not mirror Git LFS objects (only the pointer files)"
     )
@@ -798,3 +832,4 @@ def register(sub: Any) -> None:
     runs = leaf(sub, "runs", "recent runs of one mirror, newest first", cmd_runs)
     _id_arg(runs)
     runs.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)")
+    runs.add_argument("--run", metavar="RUN_ID", help="only this run, with every per-ref result")

@@ -47,11 +47,9 @@ class LoadReport:
 
 
 def payload_for(repo_id: int, name: str) -> bytes:
-    """The real GitHub push payload, re-addressed to another repository (same shape, other ids)."""
-    data = json.loads(samples.webhook_payload("github/push.json"))
-    data["repository"]["id"] = repo_id
-    data["repository"]["full_name"] = name
-    return json.dumps(data).encode()
+    """The real GitHub push payload, re-addressed to another repository (same shape, other ids), as
+    one more push (its own `after`)."""
+    return samples.distinct_github_push(str(uuid.uuid4()), repo_id, name)
 
 
 def _post(url: str, body: bytes, delivery: str) -> int:

@@ -3,6 +3,8 @@ the optional benchmark bundles, and the vendored real webhook payloads."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import threading
@@ -55,6 +57,19 @@ def webhook_fixtures_dir() -> Path:
 def webhook_payload(name: str) -> bytes:
     """One real delivery body, byte for byte (signatures are over these exact bytes): e.g. github/push.json."""
     return (webhook_fixtures_dir() / name).read_bytes()
+
+
+def distinct_github_push(tag: str, repo_id: int | None = None, full_name: str | None = None) -> bytes:
+    """The real GitHub push body as another push would send it: its own `after` (derived from `tag`).
+    The receiver remembers body signatures (a replay under a new delivery id is a duplicate), so
+    simulated pushes must differ as real ones do."""
+    data = json.loads(webhook_payload("github/push.json"))
+    data["after"] = hashlib.sha256(tag.encode()).hexdigest()[:40]
+    if repo_id is not None:
+        data["repository"]["id"] = repo_id
+    if full_name is not None:
+        data["repository"]["full_name"] = full_name
+    return json.dumps(data).encode()
 
 
 def fill_from_bundle(repo: Path, bundle: Path) -> str:

@@ -6,20 +6,51 @@ endpoint the environment names (`AWS_ENDPOINT_URL`, e.g. a moto server). No AWS 
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import os
 import threading
+from collections.abc import MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from gitmirror_dev.lambdas import http_event, invoke_http, load_function
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
+LOCAL_DEFAULTS = {
+    # Powertools refuses to flush metrics without a namespace: the handler would raise on every request
+    "POWERTOOLS_SERVICE_NAME": "gitmirror",
+    "POWERTOOLS_METRICS_NAMESPACE": "gitmirror",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+_INTERNAL_ERROR = b'{"error": "internal error: see the server log"}'
+logger = logging.getLogger(__name__)
+
+
+def apply_local_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
+    """What the SAM template sets for the functions, for a local run that names only AWS_ENDPOINT_URL."""
+    for key, value in LOCAL_DEFAULTS.items():
+        environ.setdefault(key, value)
+    endpoint = environ.get("AWS_ENDPOINT_URL", "")
+    if endpoint and not (environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")):
+        environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    host = urlsplit(endpoint).hostname or ""
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if local and not (environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE")):
+        # a local emulator accepts any key; never sent anywhere but AWS_ENDPOINT_URL on loopback
+        environ["AWS_ACCESS_KEY_ID"] = environ["AWS_SECRET_ACCESS_KEY"] = "local"
 
 
 class LocalApi:
     """The routes of template.yaml's HTTP API, served by the local handler modules."""
 
     def __init__(self) -> None:
+        apply_local_defaults()
         self.webhook = load_function("webhook")
         self.api: ModuleType | None
         try:
@@ -92,7 +123,11 @@ def make_server(host: str, port: int, api: LocalApi | None = None) -> ThreadingH
                 self._reply(413, {"Content-Type": "application/json"}, b'{"error": "request body too large"}')
                 return
             headers = {k: v for k, v in self.headers.items()}
-            status, out_headers, out = local.handle(self.command, self.path, headers, body)
+            try:
+                status, out_headers, out = local.handle(self.command, self.path, headers, body)
+            except Exception:  # what Lambda + API Gateway answer: a 500, never a dropped connection
+                logger.exception("gitmirror serve: the handler failed on %s %s", self.command, self.path)
+                status, out_headers, out = 500, {"Content-Type": "application/json"}, _INTERNAL_ERROR
             self._reply(status, out_headers, out)
 
         def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:

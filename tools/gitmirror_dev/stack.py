@@ -134,7 +134,9 @@ class Stack:
         return create_mirror(spec, self.store, self.settings.policy, self.settings.secrets_prefix)
 
     def send_github_push(self, delivery: str | None = None) -> tuple[int, dict[str, Any]]:
-        body = samples.webhook_payload("github/push.json")
+        delivery = delivery or str(uuid.uuid4())
+        # a redelivery (same id) repeats its body; a new push has a body of its own
+        body = samples.distinct_github_push(delivery)
         request = urllib.request.Request(  # noqa: S310 - loopback http
             f"{self.api_url}/webhooks/github",
             data=body,
@@ -143,7 +145,7 @@ class Stack:
                 "Content-Type": "application/json",
                 "User-Agent": "GitHub-Hookshot/local",
                 "X-GitHub-Event": "push",
-                "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+                "X-GitHub-Delivery": delivery,
                 "X-Hub-Signature-256": sign_github(body, WEBHOOK_SECRET),
             },
         )

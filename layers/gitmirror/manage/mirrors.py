@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets as pysecrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitmirror.errors import MirrorNotFound, UsageError
@@ -30,8 +31,15 @@ def _slug(spec: MirrorSpec) -> str:
 
 
 def create_mirror(
-    spec: MirrorSpec, store: MirrorRepository, policy: NetworkPolicy, secrets_prefix: str
+    spec: MirrorSpec,
+    store: MirrorRepository,
+    policy: NetworkPolicy,
+    secrets_prefix: str,
+    *,
+    secret_exists: Callable[[str], bool] | None = None,
 ) -> Mirror:
+    """Validate and store a new mirror. With `secret_exists`, the secrets it names must exist (a
+    UsageError names the missing ones)."""
     source_url = check_remote_url(spec.source_url, policy, "source_url")
     target_url = check_remote_url(spec.url, policy, "url")
     if not (spec.source_repo_id or spec.source_full_name):
@@ -48,6 +56,9 @@ def create_mirror(
         spec.lfs_target_secret,
     ):
         check_secret_prefix(name, secrets_prefix)
+    missing = missing_secrets(spec, secret_exists) if secret_exists is not None else []
+    if missing:
+        raise UsageError(missing_secrets_message(missing))
     now = iso(utcnow())
     mirror = Mirror(
         id=spec.id or _slug(spec),
@@ -130,11 +141,32 @@ def request_sync(
     return SyncRequest(True, "queued", store.get(mirror.id) or mirror)
 
 
+def missing_secrets(spec: MirrorSettings, exists: Callable[[str], bool]) -> list[str]:
+    """The secrets a new mirror names that do not exist (a mirror with a missing secret can only fail)."""
+    names = [
+        spec.source_secret,
+        spec.target_secret,
+        spec.webhook_secret,
+        spec.lfs_source_secret,
+        spec.lfs_target_secret,
+    ]
+    return [name for name in dict.fromkeys(n for n in names if n) if not exists(name)]
+
+
+def missing_secrets_message(missing: list[str]) -> str:
+    listed = ", ".join(repr(name) for name in missing)
+    if len(missing) == 1:
+        return f"secret {listed} does not exist in Secrets Manager: create it before adding the mirror"
+    return f"secrets {listed} do not exist in Secrets Manager: create them before adding the mirror"
+
+
 def schedule_all(store: MirrorRepository, queue: JobQueue) -> tuple[list[str], list[str]]:
     """The safety net: queue a sync for every enabled mirror that has nothing pending."""
     queued, skipped = [], []
     now = utcnow()
     for mirror in store.list_mirrors():
+        if mirror.run_died(now):
+            store.record_dead_run(mirror, now)  # never `started` forever: the record reads failed
         if not mirror.enabled or mirror.pending_run(now):
             skipped.append(mirror.id)
             continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from gitmirror.mirror.planner import (
     scoped_refs,
 )
 from gitmirror.mirror.rejections import classify, classify_failure
+from gitmirror.mirror.scratch import scratch_directory
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
 from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.fetched_pack import PackOverLimit
@@ -438,7 +438,7 @@ def _transfer(
     # with nothing new, and with thousands of refs the want lines alone would be megabytes.
     target_tips = set(target_refs.values())
     wants = tips - target_tips
-    with tempfile.TemporaryDirectory(prefix="gitmirror-", dir=workdir_parent) as workdir:
+    with scratch_directory(workdir_parent) as workdir:
         repos: list[Repo] = []
         try:
             store = Repo.init_bare(os.path.join(workdir, "objects.git"), mkdir=True)

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from gitmirror.patterns import BranchMatcher
 from gitmirror.values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
 
 # CodeCommit accepts at most 4,000 ref updates per push; GitHub documents no limit but large pushes
@@ -50,22 +51,19 @@ def is_mirrorable_ref(name: str) -> bool:
     return _BAD_REF_NAME.search(name) is None
 
 
-def compile_branch_matcher(options: MirrorOptions) -> re.Pattern[str] | None:
-    """One regex for every filter: `*` matches any run of characters (`/` included), whole name."""
+def compile_branch_matcher(options: MirrorOptions) -> BranchMatcher | None:
+    """Every filter in one matcher (linear time: globs by substring search, the regex by RE2)."""
     if not options.filters_branches:
         return None
-    alternatives = [".*".join(re.escape(part) for part in p.split("*")) for p in options.branch_filters]
-    if options.branch_regex is not None:
-        alternatives.append(f"(?:{options.branch_regex})")
-    return re.compile("|".join(f"(?:{alt})" for alt in alternatives), re.DOTALL)
+    return BranchMatcher(options.branch_filters, options.branch_regex)
 
 
-def in_scope(name: str, matcher: re.Pattern[str] | None) -> bool:
+def in_scope(name: str, matcher: BranchMatcher | None) -> bool:
     if not is_mirrorable_ref(name):
         return False
     if matcher is None or not name.startswith(BRANCH_PREFIX):
         return True
-    return matcher.fullmatch(name[len(BRANCH_PREFIX) :]) is not None
+    return matcher.matches(name[len(BRANCH_PREFIX) :])
 
 
 def scoped_refs(refs: Mapping[str, str], options: MirrorOptions) -> dict[str, str]:

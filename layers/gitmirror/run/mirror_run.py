@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitmirror.errors import UsageError
+from gitmirror.errors import MirrorError, TransientError, UsageError
 from gitmirror.jobs import retry_delay
 from gitmirror.mirror.credentials import (
     Anonymous,
@@ -22,6 +24,7 @@ from gitmirror.mirror.urls import parse_remote
 from gitmirror.ports import JobQueue, MirrorRepository, SecretSource
 from gitmirror.records import Mirror, RunRecord, SyncJob, check_secret_prefix
 from gitmirror.run import continuation
+from gitmirror.run.records_size import divergent_fields, ref_counts, run_fields
 from gitmirror.run.transitions import Transition, transition
 from gitmirror.scrub import scrub
 from gitmirror.settings import WorkerSettings
@@ -45,6 +48,10 @@ LFS_FAILED = "Error synchronizing LFS files:"  # GitLab's words
 MAX_ERROR_CHARS = 4000
 # Give up on a run this long before the Lambda's own deadline, to record the result and release the lease.
 SAFETY_SECONDS = 30.0
+# Waits between attempts of a status write while DynamoDB is unreachable (about 12 s in all, within
+# the safety margin above).
+WRITE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 4.0)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,16 +151,34 @@ def _target_provider(mirror: Mirror, creds: _Credentials) -> CredentialProvider:
 
 
 def covered_by_later_run(mirror: Mirror, job: SyncJob, now: dt.datetime) -> str | None:
-    """A run that started after the job was enqueued already mirrors the state the job asks for."""
+    """A run that started after the job was enqueued already mirrors the state the job asks for:
+    only a run that finished, or one still holding a live lease. A run whose lease ran out died
+    (its worker was killed): the job is run again."""
     if not mirror.last_update_started_at:
         return None
     if parse_iso(mirror.last_update_started_at) <= parse_iso(job.enqueued_at):
         return None
     if mirror.update_status == UpdateStatus.FINISHED:
         return "a run that started after this job was enqueued already finished"
-    if mirror.update_status == UpdateStatus.STARTED:
+    if mirror.update_status == UpdateStatus.STARTED and mirror.lease_live(now):
         return "a run that started after this job was enqueued is in progress"
-    return None  # the later run failed: this job still has work to do
+    return None  # the later run failed or died: this job still has work to do
+
+
+def _persist[T](what: str, write: Callable[[], T]) -> T:
+    """A status or history write, retried with backoff while DynamoDB is unreachable or throttling
+    (the run's result is lost otherwise); the last TransientError propagates (the job is retried)."""
+    for attempt, delay in enumerate((*WRITE_BACKOFF_SECONDS, None), start=1):
+        try:
+            return write()
+        except TransientError as exc:
+            if delay is None:
+                raise
+            logger.warning(
+                "%s failed (attempt %d), retrying in %.1f s: %s", what, attempt, delay, exc.message
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def failure_message(result: SyncResult) -> str | None:
@@ -172,16 +197,6 @@ def failure_message(result: SyncResult) -> str | None:
     return with_hints(scrub("\n\n".join(parts)), hints, MAX_ERROR_CHARS) if parts else None
 
 
-def ref_counts(result: SyncResult) -> dict[str, int]:
-    return {
-        "refs_created": result.count(Action.CREATE),
-        "refs_updated": result.count(Action.UPDATE) + result.count(Action.FORCE_UPDATE),
-        "refs_deleted": result.count(Action.DELETE),
-        "refs_rejected": result.count(Action.REJECTED),
-        "refs_skipped": result.count(Action.SKIP_DIVERGENT),
-    }
-
-
 def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
     ok = result.status == RunStatus.SUCCESS
     return {
@@ -190,7 +205,7 @@ def status_fields(result: SyncResult, finished_at: str) -> dict[str, object]:
         "last_update_at": finished_at,
         **({"last_successful_update_at": finished_at} if ok else {}),
         "last_error": failure_message(result),
-        "divergent_refs": result.divergent_refs or None,
+        **divergent_fields(result.divergent_refs),
         **ref_counts(result),
         **lfs_fields(result),
     }
@@ -227,10 +242,15 @@ def run_job(
     covered = covered_by_later_run(mirror, job, now) or continuation.superseded(mirror, job)
     if covered:
         return JobOutcome("dropped", covered)
+    if mirror.run_died(now) and store.record_dead_run(mirror, now):
+        logger.warning(
+            "run %s of %s stopped without finishing: recorded failed", mirror.lease_owner, mirror.id
+        )
 
     clock = _RunClock(remaining_ms)
     run_id = new_run_id(now)
-    if not store.acquire_lease(mirror.id, run_id, clock.seconds_left() + SAFETY_SECONDS, now):
+    lease_seconds = min(clock.seconds_left() + SAFETY_SECONDS, MAX_LEASE_SECONDS)
+    if not store.acquire_lease(mirror.id, run_id, lease_seconds, now):
         return JobOutcome(
             "busy",
             "another run of this mirror holds the lease",
@@ -249,8 +269,25 @@ def run_job(
     finished = utcnow()
     finished_at = iso(finished)
     fields = {**status_fields(result, finished_at), **continuation.progress_fields(mirror, job, result)}
-    applied = store.finish(mirror.id, run_id, fields)
-    store.put_run(_run_record(job, run_id, attempt, started_at, finished_at, result, settings))
+    try:
+        applied = _persist("status write", lambda: store.finish(mirror.id, run_id, fields))
+    except TransientError as exc:
+        # The lease stays until it expires; then the job's next delivery finds the run dead,
+        # records it failed and runs again (a job is never dropped for a run that left no result).
+        logger.error("status of %s not written, the job runs again: %s", mirror.id, exc.message)
+        return JobOutcome(
+            "ran",
+            f"the run's status could not be written ({exc.message}); it runs again once its lease expired",
+            result=result,
+            retry=True,
+            retry_after_seconds=int(lease_seconds) + 1,
+        )
+    record = _run_record(job, run_id, attempt, started_at, finished_at, result, settings)
+    try:
+        _persist("run record write", lambda: store.put_run(record, all_refs=result.refs))
+    except MirrorError as exc:
+        # the status is written: a history item that cannot be written must not run the job again
+        logger.error("run record of %s not written: %s", mirror.id, exc.message)
     if result.status == RunStatus.INCOMPLETE and queue is not None and applied:
         queue.enqueue(continuation.next_job(mirror.id, run_id))
     retry = result.status == RunStatus.FAILED and result.retryable
@@ -325,8 +362,7 @@ def _run_record(
         reason_code=result.reason_code,
         hint=result.hint,
         dry_run=result.dry_run,
-        divergent_refs=result.divergent_refs,
-        refs=result.refs,
+        **run_fields(result),
         bytes_received=result.stats.bytes_received,
         bytes_sent=result.stats.bytes_sent,
         bytes_pushed=result.stats.bytes_pushed,

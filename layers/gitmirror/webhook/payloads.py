@@ -182,6 +182,12 @@ def delivery_id(provider: Provider, headers: Mapping[str, str]) -> str | None:
     return value
 
 
+def signed_delivery_id(headers: Mapping[str, str]) -> str | None:
+    """GitLab's signing-token mode: the `webhook-id` the signature covers (same id rules)."""
+    value = _first_header(headers, ("webhook-id",))
+    return value if value is not None and _DELIVERY_ID.fullmatch(value) else None
+
+
 def _first_header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = get_header(headers, name)

@@ -6,12 +6,13 @@ repository identity is peeked first, because it says which mirror's secret to ch
 
 from __future__ import annotations
 
+import hashlib
 import secrets as pysecrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitmirror.errors import SignatureError, WebhookPayloadError
+from gitmirror.errors import MirrorMisconfigured, SecretError, SignatureError, WebhookPayloadError
 from gitmirror.jobs import queue_sync
 from gitmirror.ports import DeliveryLedger, JobQueue, MirrorRepository, SecretSource
 from gitmirror.records import Mirror
@@ -22,9 +23,11 @@ from gitmirror.webhook.payloads import (
     event_name,
     parse_webhook,
     peek_repository,
+    signed_delivery_id,
 )
 from gitmirror.webhook.signatures import (
     get_header,
+    is_signing_token,
     verify_gitea_signature,
     verify_github_signature,
     verify_gitlab,
@@ -88,22 +91,23 @@ def receive_webhook(
     if not any(get_header(headers, h) for h in SIGNATURE_HEADERS[provider]):
         return reject(401, "missing signature", "missing_signature")
 
+    if event.lower() not in PUSH_EVENTS:
+        # Nothing to trigger (GitHub's ping, issues, ...): the same answer for every repository, mirrored
+        # or not, signed or not.
+        return Reply(200, {"delivery": delivery, "ignored": f"event {event!r} does not trigger a mirror"})
     identity = peek_repository(provider, headers, body)
     if identity is None:
-        if event.lower() in PUSH_EVENTS:
-            return reject(400, "payload is not a push event with a repository", "bad_payload")
-        return Reply(200, {"delivery": delivery, "ignored": f"event {event!r} does not trigger a mirror"})
+        return reject(400, "payload is not a push event with a repository", "bad_payload")
     repo_id, full_name = identity
     mirrors = [m for m in ports.mirrors.find_by_source(provider.value, repo_id, full_name) if m.enabled]
-    if not mirrors:
-        if event.lower() not in PUSH_EVENTS:
-            # e.g. GitHub's ping when the hook is created before the mirror: nothing to verify against.
-            return Reply(200, {"delivery": delivery, "ignored": f"event {event!r} does not trigger a mirror"})
-        return reject(404, "no mirror is configured for this repository", "unknown_repository")
-
-    verified = _verified_mirrors(provider, headers, body, mirrors, ports)
+    # An unknown repository gets the answer of a bad signature: an unauthenticated caller must not
+    # learn which repositories are mirrored (there is no secret to verify against either way).
+    verified, signed_id = _verified_mirrors(provider, headers, body, mirrors, ports)
     if not verified:
-        return reject(401, "invalid signature", "bad_signature")
+        return reject(401, "invalid signature", "bad_signature" if mirrors else "unknown_repository")
+    if signed_id:
+        # GitLab signing token: the signed `webhook-id` is the delivery; Idempotency-Key is not signed
+        delivery = signed_id
 
     try:
         parsed = parse_webhook(provider, headers, body)
@@ -123,7 +127,15 @@ def receive_webhook(
                 ports.mirrors.mark_scheduled(mirror.id)
         return {"mirrors": mirror_ids, "queued": len(mirror_ids), "token": token}
 
-    outcome = ports.ledger.once({"provider": provider.value, "delivery_id": delivery}, enqueue_all)
+    def once_per_body() -> dict[str, Any]:
+        # A GitHub signature covers the body only: a captured delivery re-sent under a new
+        # X-GitHub-Delivery is the same body signature, remembered as long as delivery ids are.
+        signature = get_header(headers, "X-Hub-Signature-256") or ""
+        key = hashlib.sha256(signature.strip().lower().encode()).hexdigest()
+        return ports.ledger.once({"provider": "github-body", "delivery_id": key}, enqueue_all)
+
+    first = once_per_body if provider == Provider.GITHUB else enqueue_all
+    outcome = ports.ledger.once({"provider": provider.value, "delivery_id": delivery}, first)
     if outcome.get("token") != token:
         return Reply(
             200, {"delivery": delivery, "mirrors": outcome.get("mirrors", []), "queued": 0, "duplicate": True}
@@ -135,20 +147,32 @@ def receive_webhook(
 
 def _verified_mirrors(
     provider: Provider, headers: Mapping[str, str], body: bytes, mirrors: list[Mirror], ports: ReceiverPorts
-) -> list[Mirror]:
-    """Mirrors whose webhook secret verifies this delivery. A mirror without a secret never matches."""
+) -> tuple[list[Mirror], str | None]:
+    """Mirrors whose webhook secret verifies this delivery (a mirror without a secret never matches),
+    and the signed delivery id when a GitLab signing token verified it."""
     results: dict[str, bool] = {}
     verified = []
+    signed_id = None
     for mirror in mirrors:
         name = mirror.webhook_secret
         if not name:
             continue
         if name not in results:
             try:
-                verify(provider, headers, body, ports.secrets.webhook_secret(name))
+                secret = ports.secrets.webhook_secret(name)
+            except SecretError as exc:
+                raise MirrorMisconfigured(
+                    mirror.id,
+                    f"mirror {mirror.id} is misconfigured: {exc.message}. Fix the mirror's webhook secret;"
+                    " this delivery will not be retried (redeliver it, or the schedule catches up)",
+                ) from None
+            try:
+                verify(provider, headers, body, secret)
                 results[name] = True
             except SignatureError:
                 results[name] = False
+            if results[name] and provider == Provider.GITLAB and is_signing_token(secret):
+                signed_id = signed_delivery_id(headers)
         if results[name]:
             verified.append(mirror)
-    return verified
+    return verified, signed_id

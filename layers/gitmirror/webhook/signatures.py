@@ -239,6 +239,11 @@ def verify_standard_webhook(
         raise SignatureError("signature mismatch")
 
 
+def is_signing_token(secret: str) -> bool:
+    """A GitLab signing token (Standard Webhooks, `whsec_...`), as opposed to a plain secret token."""
+    return secret.startswith(_SIGNING_TOKEN_PREFIX)
+
+
 def verify_gitlab(
     body: bytes,
     headers: Mapping[str, str],
@@ -256,7 +261,7 @@ def verify_gitlab(
 
     Header names are matched case-insensitively.
     """
-    if secret.startswith(_SIGNING_TOKEN_PREFIX):
+    if is_signing_token(secret):
         verify_standard_webhook(
             body,
             get_header(headers, "webhook-id"),

@@ -34,7 +34,9 @@ def config() -> Any:
 def _where() -> tuple[str, str]:
     # AWS_REGION is what Lambda sets; AWS_DEFAULT_REGION what the CLI tools and profiles use.
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "")
-    return os.environ.get("AWS_ENDPOINT_URL", ""), region
+    # boto3 also reads service-specific endpoints (AWS_ENDPOINT_URL_DYNAMODB, ...)
+    endpoints = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL"))
+    return repr(endpoints), region
 
 
 @functools.lru_cache(maxsize=16)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoCoreConnectionError
 
-from gitmirror.errors import MirrorExists, MirrorNotFound, TransientError
-from gitmirror.records import Mirror, RunRecord, source_keys
-from gitmirror.values import MAX_LEASE_SECONDS, UpdateStatus, iso, utcnow
+from gitmirror.errors import MirrorExists, MirrorNotFound, StorageError, TransientError
+from gitmirror.records import DEAD_RUN_FIELDS, Mirror, RunRecord, source_keys
+from gitmirror.run import records_size
+from gitmirror.values import MAX_LEASE_SECONDS, RefUpdate, UpdateStatus, iso, utcnow
 
 from . import clients
 
@@ -261,10 +263,77 @@ class MirrorStore:
             raise
         return True
 
+    def record_dead_run(self, mirror: Mirror, now: dt.datetime | None = None) -> bool:
+        """Write `failed` ("the run stopped without finishing") over a run whose lease ran out, and
+        release the lease; only while that dead run still holds it. False when not applied."""
+        if not mirror.lease_owner:
+            return False
+        stamp = iso(now or utcnow())
+        try:
+            self._call(
+                self.mirrors.update_item,
+                Key={"id": mirror.id},
+                UpdateExpression=(
+                    "SET update_status = :s, #r = :r, last_error = :e, last_update_at = :t "
+                    "REMOVE lease_owner, lease_expires_at"
+                ),
+                ExpressionAttributeNames={"#r": "result"},
+                ExpressionAttributeValues={
+                    ":s": DEAD_RUN_FIELDS["update_status"],
+                    ":r": DEAD_RUN_FIELDS["result"],
+                    ":e": DEAD_RUN_FIELDS["last_error"],
+                    ":t": stamp,
+                },
+                ConditionExpression=_attr("lease_owner").eq(mirror.lease_owner)
+                & _attr("lease_expires_at").lt(stamp),
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
     # --- runs -------------------------------------------------------------------------------------
 
-    def put_run(self, run: RunRecord) -> None:
+    def put_run(self, run: RunRecord, all_refs: Sequence[RefUpdate] = ()) -> None:
+        """The run item; when `all_refs` do not fit in it, every one of them in page items first."""
+        pages = records_size.ref_pages(all_refs)
+        if pages:
+            with self.runs.batch_writer() as batch:
+                for number, page in enumerate(pages):
+                    batch.put_item(
+                        Item=_drop_none(
+                            {
+                                "mirror_id": records_size.pages_partition(run.mirror_id),
+                                "run_id": records_size.page_key(run.run_id, number),
+                                "refs_zlib": page,
+                                "expires_at": run.expires_at,
+                            }
+                        )
+                    )
+            run = run.model_copy(update={"refs_pages": len(pages)})
         self._call(self.runs.put_item, Item=_drop_none(run.model_dump(mode="json")))
+
+    def run_refs(self, run: RunRecord) -> list[RefUpdate]:
+        """Every per-ref result of a run (the run item holds only the first ones of a big run)."""
+        if not run.refs_pages:
+            return list(run.refs)
+        refs: list[RefUpdate] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": _key("mirror_id").eq(records_size.pages_partition(run.mirror_id))
+            & _key("run_id").begins_with(f"{run.run_id}#"),
+        }
+        while True:
+            page = self._call(self.runs.query, **kwargs)
+            for item in page.get("Items", []):
+                refs += records_size.read_page(bytes(item["refs_zlib"]))
+            if "LastEvaluatedKey" not in page:
+                return refs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get_run(self, mirror_id: str, run_id: str) -> RunRecord | None:
+        item = self._call(self.runs.get_item, Key={"mirror_id": mirror_id, "run_id": run_id}).get("Item")
+        return RunRecord.model_validate(_clean(item)) if item else None
 
     def list_runs(self, mirror_id: str, limit: int = 20) -> list[RunRecord]:
         page = self._call(
@@ -286,4 +355,17 @@ class MirrorStore:
                 raise TransientError(
                     f"DynamoDB is throttling or unavailable: {exc.response['Error']['Code']}"
                 ) from None
-            raise
+            if _is_conditional_failure(exc):
+                raise  # the callers' own decision (lease held, record absent)
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "?"), error.get("Message", "")
+            if code == "ResourceNotFoundException":
+                raise StorageError(
+                    f"AWS resource not found ({message}): check MIRRORS_TABLE/RUNS_TABLE"
+                ) from None
+            raise StorageError(f"AWS request failed: DynamoDB {code}: {message}") from None
+        except (BotoCoreConnectionError, HTTPClientError) as exc:
+            # endpoint unreachable, connection reset, timeouts: after botocore's own retries
+            raise TransientError(
+                f"cannot reach AWS (DynamoDB is unreachable: {type(exc).__name__}): {exc}"
+            ) from None

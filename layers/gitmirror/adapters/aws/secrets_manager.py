@@ -50,6 +50,23 @@ class SecretsManagerSource:
         register_secret(str(value))
         return str(value)
 
+    def exists(self, name: str) -> bool:
+        """Whether the secret exists (DescribeSecret: its value is never read)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            clients.client("secretsmanager").describe_secret(SecretId=name)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                return False
+            raise SecretError(f"could not check secret {name!r} in Secrets Manager: {code}") from None
+        except BotoCoreError as exc:
+            raise SecretError(
+                f"could not check secret {name!r} in Secrets Manager: {type(exc).__name__}"
+            ) from None
+        return True
+
     def git_credentials(self, name: str, *, force: bool = False) -> BasicCredentials | GitHubAppKey:
         """A `{"username": ..., "token": ...}` secret (a GitHub/GitLab token or CodeCommit HTTPS
         credentials), or a GitHub App's key."""

@@ -25,6 +25,8 @@ class MirrorView(Mirror):
     """A mirror as the API shows it: the record without internal fields."""
 
     source_key: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+    lease_owner: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+    lease_expires_at: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
 
     @classmethod
     def of(cls, mirror: Mirror) -> "MirrorView":

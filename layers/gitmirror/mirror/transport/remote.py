@@ -39,7 +39,7 @@ from gitmirror.mirror.transport.http_client import (
 )
 from gitmirror.mirror.transport.local import git_available, index_with_git, push_between
 from gitmirror.mirror.transport.stats import TransferStats
-from gitmirror.mirror.urls import NetworkPolicy, RemoteURL
+from gitmirror.mirror.urls import NetworkPolicy, RemoteURL, pinned_pool_manager
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import ZERO_SHA
 
@@ -178,8 +178,7 @@ class Remote:
 
     def _client(self, *, thin: bool = False) -> tuple[GitClient, bytes]:
         check_host(self.url)
-        if self._policy is not None:
-            self._policy.check_url(self.url)
+        address = self._policy.check_url(self.url) if self._policy is not None else None
         if self.url.is_local:
             assert self.url.local_path is not None
             client: GitClient
@@ -199,7 +198,9 @@ class Remote:
                 read=min(left, self._timeout.read_timeout or left),
             )
         creds = self.credentials.credentials_for(self.url)
-        pool = urllib3.PoolManager(
+        pool = pinned_pool_manager(
+            self.url,
+            address,
             headers={"User-Agent": USER_AGENT},
             timeout=timeout,
             retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, raise_on_redirect=False),
