@@ -108,9 +108,10 @@ class SyncProgress:
     push a target refused whole may be split, which plans more). Bytes moved so far are in the
     remotes' `stats`, updated as they move."""
 
-    phase: str  # "listing", "fetching", "fetching commit graph", "planning", "pushing", "done"
+    phase: str  # "listing", "fetching", "fetching commit graph", "planning", "copying LFS objects", "pushing", "done"
     pushes_done: int = 0
     pushes_planned: int = 0
+    lfs_objects: int = 0  # LFS objects copied so far
 
 
 @dataclass

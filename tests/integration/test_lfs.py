@@ -300,3 +300,29 @@ def test_a_dry_run_copies_no_lfs_object(lfs_servers: LfsServers, sync_env: dict[
     assert out["dry_run"] is True and lfs(out) == {"objects": 0, "bytes": 0, "error": None}
     assert lfs_requests(lfs_servers.source) == [] and lfs_requests(lfs_servers.target) == []
     assert g.refs(lfs_servers.target.repo_path(DST)) == {}
+
+
+def test_progress_reports_the_lfs_copy(lfs_servers: LfsServers) -> None:
+    """The progress callback (the CLI's terminal display) names the LFS phase and the objects copied."""
+    from gitmirror.mirror.credentials import StaticCredentials
+    from gitmirror.mirror.engine import sync_mirror
+    from gitmirror.mirror.transport import Remote
+    from gitmirror.mirror.urls import parse_remote
+    from gitmirror.values import SyncProgress
+    from gitmirror_cli.progress import progress_line
+
+    work = lfs_servers.work
+    work.commit({"a.bin": payload(3000, "a"), "b.bin": payload(3001, "b")}, "two objects")
+    work.push("main")
+    seen: list[SyncProgress] = []
+    result = sync_mirror(
+        Remote(parse_remote(lfs_servers.source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)),
+        Remote(parse_remote(lfs_servers.target_url), StaticCredentials(TARGET_USER, TARGET_TOKEN)),
+        progress=seen.append,
+    )
+    assert result.status.value == "success" and result.lfs.objects == 2
+    phases = [p.phase for p in seen]
+    assert "copying LFS objects" in phases
+    assert phases.index("copying LFS objects") < phases.index("pushing")
+    assert seen[-1].phase == "done" and seen[-1].lfs_objects == 2
+    assert progress_line(seen[-1], 0, 0, (0.0, 0.0)).endswith(", LFS objects 2")

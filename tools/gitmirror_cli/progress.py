@@ -1,4 +1,5 @@
-"""`gitmirror sync`'s progress line on a terminal: phase, MiB and MiB/s received and sent, pushes.
+"""`gitmirror sync`'s progress line on a terminal: phase, MiB and MiB/s received and sent, pushes, LFS
+objects copied.
 
 The engine reports phases and pushes (`SyncProgress`); the bytes are read from the remotes' live
 transfer counters, redrawn a few times a second on one line of stderr, and erased when the run ends,
@@ -30,6 +31,8 @@ def progress_line(progress: SyncProgress, received: int, sent: int, rates: tuple
     )
     if progress.pushes_planned:
         line += f", pushes {progress.pushes_done}/{progress.pushes_planned}"
+    if progress.lfs_objects:
+        line += f", LFS objects {progress.lfs_objects}"
     return line
 
 

@@ -114,7 +114,7 @@ class _Run:
 
     def report(self, phase: str, pushes_left: int = 0) -> None:
         if self._progress is not None:
-            self._progress(SyncProgress(phase, self.pushes, self.pushes + pushes_left))
+            self._progress(SyncProgress(phase, self.pushes, self.pushes + pushes_left, self.lfs.objects))
 
     def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
         self.pushes += 1
@@ -365,6 +365,8 @@ def _copy_lfs_objects(run: _Run, store: Repo) -> None:
             pointers = lfs.pointers_in_store(store)
     except (OSError, ValueError, IndexError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+    if pointers:
+        run.report("copying LFS objects")
     run.lfs = lfs.copy_lfs_objects(run.source, run.target, pointers, check_time=run.check_time)
 
 
