@@ -430,17 +430,21 @@ def _sync(
         return failed_result(exc.message, exc.kind)
     mode = lfs_catch_up_mode(mirror)
     max_bytes = continuation.max_push_bytes(mirror)
-    result = sync_mirror(
-        source,
-        target,
-        mirror.options,
-        remaining_seconds=clock.seconds_left,
-        workdir_parent=workdir_parent,
-        dry_run=dry_run,
-        mode=mode,
-        max_push_bytes=max_bytes,
-        time_limit=continuation.push_time_limit(clock.seconds_left()),
-    )
+
+    def attempt() -> SyncResult:
+        return sync_mirror(
+            source,
+            target,
+            mirror.options,
+            remaining_seconds=clock.seconds_left,
+            workdir_parent=workdir_parent,
+            dry_run=dry_run,
+            mode=mode,
+            max_push_bytes=max_bytes,
+            time_limit=continuation.push_time_limit(clock.seconds_left()),
+        )
+
+    result = attempt()
     if result.error_kind == "auth":
         # A rotated secret: read the secrets again (bypassing the cache) and try once more.
         refreshed = False
@@ -450,17 +454,7 @@ def _sync(
                 refreshed = True
         if refreshed:
             source.stats.bytes_received = source.stats.bytes_sent = 0
-            result = sync_mirror(
-                source,
-                target,
-                mirror.options,
-                remaining_seconds=clock.seconds_left,
-                workdir_parent=workdir_parent,
-                dry_run=dry_run,
-                mode=mode,
-                max_push_bytes=max_bytes,
-                time_limit=continuation.push_time_limit(clock.seconds_left()),
-            )
+            result = attempt()
     return result
 
 
