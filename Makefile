@@ -53,4 +53,4 @@ load: setup
 	$(PY) -m gitmirror_dev.loadtest
 
 clean:
-	rm -rf $(VENV) .venv-lfs .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) .venv-lfs .venv-aws .pytest_cache .mypy_cache .ruff_cache .aws-sam
