@@ -252,8 +252,9 @@ def test_passed_through_pack_uses_offset_deltas_only_when_the_target_advertises_
         assert len(new_packs) == 1
         kinds = entry_kinds(new_packs.pop())
         assert (OFS_DELTA in kinds) is target_takes_ofs_delta
-        # LFS pointers are looked for in the pack (the default), so it is not thin: all offset deltas
-        assert (REF_DELTA in kinds) is not target_takes_ofs_delta
+        # thin with LFS on (the default) too: the first new revision is a ref-delta onto the blob the
+        # target has (a target without offset deltas gets the delta re-packed with ref-deltas only)
+        assert REF_DELTA in kinds
     finally:
         source.stop()
         target.stop()

@@ -4,14 +4,18 @@ and reading the target's, and `gitmirror sync` as a user runs it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import socket
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dulwich.pack import REF_DELTA, create_delta
 
 from gitmirror_dev.gitserver import GitHTTPServer
 from tests.conftest import CANARIES, SOURCE_TOKEN, SOURCE_USER, TARGET_TOKEN, TARGET_USER
@@ -117,6 +121,77 @@ def test_cold_mirror_copies_every_object_and_a_clone_of_the_target_gets_the_cont
     code, out = sync(lfs_servers, env=sync_env)
     assert code == 0 and lfs(out) == {"objects": 0, "bytes": 0, "error": None}
     assert lfs_requests(lfs_servers.target) == []
+
+
+def test_a_first_mirror_streaming_its_pack_copies_the_lfs_objects_before_any_ref(
+    lfs_servers: LfsServers, sync_env: dict[str, str]
+) -> None:
+    """Into an empty target the pack is pushed while it downloads; when the pointer scan then finds LFS
+    objects, that push is stopped short of the pack's checksum and the pack goes again after them."""
+    work = lfs_servers.work
+    lfs_file = payload(50_000, "lfs")
+    work.commit(
+        {"noise.dat": os.urandom(3 * MIB), "model.bin": lfs_file}, "a pack larger than the post buffer"
+    )
+    work.push("main")
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0, out
+    assert lfs(out) == {"objects": 1, "bytes": len(lfs_file), "error": None}
+    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(lfs_servers.source.repo_path(SRC))
+    requests = lfs_servers.target.requests
+    pushes = [i for i, r in enumerate(requests) if r.is_rpc and r.service == "git-receive-pack"]
+    uploads = [i for i, r in enumerate(requests) if r.method == "PUT" and "/info/lfs" in r.path]
+    assert len(pushes) == 2 and len(uploads) == 1, [f"{r.method} {r.target}" for r in requests]
+    assert pushes[0] < uploads[0] < pushes[1]  # the streamed push began, the object went, then the refs
+    assert requests[pushes[0]].request_bytes < requests[pushes[1]].request_bytes  # stopped short
+
+
+def _store_as_delta(repo: Path, blob: str, base: str) -> None:
+    """Keep `blob` in `repo` only as a ref-delta onto `base` (in a pack of its own, completed by git),
+    so that a thin pack made from it sends that delta as it is (git reuses stored deltas)."""
+    data = g.git_bytes(repo, "cat-file", "blob", blob)
+    delta = b"".join(create_delta(g.git_bytes(repo, "cat-file", "blob", base), data))
+    size, header = len(delta), bytearray([(REF_DELTA << 4) | (len(delta) & 15)])
+    size >>= 4
+    while size:
+        header[-1] |= 0x80
+        header.append(size & 0x7F)
+        size >>= 7
+    body = b"PACK\0\0\0\2\0\0\0\1" + bytes(header) + bytes.fromhex(base) + zlib.compress(delta)
+    pack = body + hashlib.sha1(body).digest()
+    g.run_git("-C", str(repo), "index-pack", "--stdin", "--fix-thin", input=pack)
+    g.git(repo, "prune-packed")  # the loose copy goes: the delta is the only one left
+
+
+def test_a_thin_pack_s_pointer_stored_as_a_delta_is_read_onto_its_base_fetched_by_id(
+    lfs_servers: LfsServers, sync_env: dict[str, str]
+) -> None:
+    work = lfs_servers.work
+    old, new = payload(20_000, "v1"), payload(20_001, "v2")
+    work.commit({"model.bin": old, "README": b"x\n"}, "v1")
+    work.push("main")
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0 and lfs(out)["objects"] == 1, out
+
+    work.commit({"model.bin": new}, "v2")
+    work.push("main")
+    src = lfs_servers.source.repo_path(SRC)
+    old_pointer, new_pointer = (g.git(src, "rev-parse", f"main{rev}:model.bin").strip() for rev in ("~1", ""))
+    _store_as_delta(src, new_pointer, old_pointer)
+    lfs_servers.source.clear_requests()
+    lfs_servers.source.record_body_bytes = 64 * 1024
+
+    code, out = sync(lfs_servers, env=sync_env)
+    assert code == 0, out
+    assert lfs(out) == {"objects": 1, "bytes": len(new), "error": None}
+    assert sha256(new) in stored_objects(lfs_servers.target, DST)
+    fetches = [
+        r.body for r in lfs_servers.source.rpc_requests("git-upload-pack") if b"command=fetch" in r.body
+    ]
+    # the delta's pack (thin: the old pointer left out), then the old pointer alone, by its id
+    assert len(fetches) == 2, fetches
+    assert b"thin-pack" in fetches[0] and f"want {old_pointer}".encode() in fetches[1]
+    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(src)
 
 
 def test_incremental_sync_copies_exactly_the_new_object(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import zlib
 from pathlib import Path
 
 import pytest
+from dulwich.pack import OFS_DELTA, REF_DELTA, create_delta
 from dulwich.repo import Repo
 
 from gitmirror.mirror.lfs.follow import PointerFollower
-from gitmirror.mirror.lfs.pointers import LfsPointer, parse_pointer, scan_pack
+from gitmirror.mirror.lfs.pointers import LfsPointer, PackScan, parse_pointer, scan, scan_pack
 from gitmirror.mirror.lfs.sync import pointers_in_fetched, pointers_in_store
 from gitmirror.mirror.transport import FetchedPack
 from tests.support import gitrepo as g
@@ -96,10 +98,10 @@ def test_scan_finds_pointers_in_plain_and_delta_entries(tmp_path: Path, ofs_delt
         time.sleep(0.001)
     fetched.finish()
     assert follower._proc is not None  # a child followed it
-    assert follower.result() == expected
+    assert follower.result().pointers == expected and follower.result().pending == []
     follower.stop()
     assert not fetched.indexed
-    assert pointers_in_fetched(fetched) == expected
+    assert pointers_in_fetched(fetched).pointers == expected
     fetched.discard()
 
     # a small download is scanned in-process at the end
@@ -107,7 +109,7 @@ def test_scan_finds_pointers_in_plain_and_delta_entries(tmp_path: Path, ofs_delt
     follower = PointerFollower(small)
     small.write(data)
     small.finish()
-    assert follower._proc is None and follower.result() == expected
+    assert follower._proc is None and follower.result().pointers == expected
     small.discard()
 
 
@@ -115,7 +117,7 @@ def test_a_scan_following_a_download_ends_with_it(tmp_path: Path) -> None:
     empty = FetchedPack(Repo.init_bare(str(tmp_path / "empty.git"), mkdir=True))
     follower = PointerFollower(empty, follow_from=0)
     empty.finish()
-    assert follower.result() == set()  # nothing was fetched
+    assert follower.result() == PackScan(set(), [])  # nothing was fetched
 
     # a well-formed pack (its checksum holds) that announces five entries and has none
     damaged = FetchedPack(Repo.init_bare(str(tmp_path / "damaged.git"), mkdir=True))
@@ -146,3 +148,72 @@ def test_no_pointers_in_a_pack_of_trees_and_text(tmp_path: Path) -> None:
 def test_scan_rejects_what_is_not_a_pack() -> None:
     with pytest.raises(ValueError):
         scan_pack(lambda offset, size: b"NOTAPACK"[offset : offset + size])
+
+
+def _entry(kind: int, data: bytes, base: bytes | int | None = None) -> bytes:
+    """One pack entry as git writes it: type and size, the base (an id, or the distance back), zlib."""
+    size = len(data)
+    header = bytearray([(kind << 4) | (size & 15)])
+    size >>= 4
+    while size:
+        header[-1] |= 0x80
+        header.append(size & 0x7F)
+        size >>= 7
+    if isinstance(base, bytes):
+        header += base
+    elif isinstance(base, int):
+        encoded = bytearray([base & 0x7F])
+        base >>= 7
+        while base:
+            base -= 1
+            encoded.insert(0, 0x80 | (base & 0x7F))
+            base >>= 7
+        header += encoded
+    return bytes(header) + zlib.compress(data)
+
+
+def _thin_pack(entries: list[tuple[int, bytes, bytes | int | None]]) -> bytes:
+    """A pack of (type, data, base): base is an outside object's id, or an earlier entry's index."""
+    body, at = bytearray(), {}  # entry index -> offset
+    for index, (kind, data, base) in enumerate(entries):
+        offset = 12 + len(body)
+        at[index] = offset
+        body += _entry(kind, data, offset - at[base] if isinstance(base, int) else base)
+    head = b"PACK" + (2).to_bytes(4, "big") + len(entries).to_bytes(4, "big")
+    return head + bytes(body) + hashlib.sha1(head + bytes(body)).digest()
+
+
+def _blob_id(data: bytes) -> bytes:
+    return hashlib.sha1(b"blob %d\0%s" % (len(data), data)).digest()
+
+
+def test_a_thin_pack_holds_pointers_as_deltas_onto_bases_it_lacks() -> None:
+    """A pointer stored as a delta onto an older pointer (any encoder: dulwich's copies even short runs
+    of hex) whose base only the target has: pending until the base is fetched, then read."""
+    old, new, newer = (pointer(oid=c * 64, size=7) for c in "abc")
+    version_old, version_new = b'__version__ = "0.23.0"\n' * 3, b'__version__ = "0.23.1"\n' * 3
+    text_old, text_new = b"a line of text\n" * 12, b"a line of text\n" * 11 + b"another line\n"
+    binary_old, binary_new = bytes(range(256)), bytes(range(255, -1, -1))
+    plain = pointer(oid="d" * 64, size=99)
+    pack = _thin_pack(
+        [
+            (REF_DELTA, b"".join(create_delta(old, new)), _blob_id(old)),  # onto the target's old pointer
+            (OFS_DELTA, b"".join(create_delta(new, newer)), 0),  # onto the entry above
+            (REF_DELTA, b"".join(create_delta(version_old, version_new)), _blob_id(version_old)),
+            (REF_DELTA, b"".join(create_delta(text_old, text_new)), _blob_id(text_old)),
+            (REF_DELTA, b"".join(create_delta(binary_old, binary_new)), _blob_id(binary_old)),
+            (3, plain, None),
+        ]
+    )
+    found = scan(lambda offset, size: pack[offset : offset + size])
+    assert found.pointers == {LfsPointer("d" * 64, 99)}
+    pending = [(p.base_id, p.base_offset) for p in found.pending]
+    # too small to be a pointer (69 bytes) or not ASCII: ruled out; a text of pointer size: pending
+    assert pending == [(_blob_id(old), None), (None, 12), (_blob_id(text_old), None)]
+    assert found.base_ids == {_blob_id(old), _blob_id(text_old)}
+    assert found.resolve({_blob_id(old): old, _blob_id(text_old): text_old}) == {
+        LfsPointer("d" * 64, 99),
+        LfsPointer("b" * 64, 7),
+        LfsPointer("c" * 64, 7),
+    }
+    assert found.resolve({}) == found.pointers  # without the base the deltas stay unread

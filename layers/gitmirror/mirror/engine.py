@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent import futures
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch
+from dulwich.objects import Blob, ObjectID
 from dulwich.repo import Repo
 
 from gitmirror.errors import MirrorError, ProtocolFailure, TimedOut
@@ -22,6 +23,7 @@ from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle, ObjectLookup, 
 from gitmirror.mirror.chunked import push_in_chunks
 from gitmirror.mirror.lfs import sync as lfs
 from gitmirror.mirror.lfs.follow import PointerFollower
+from gitmirror.mirror.lfs.pointers import LfsPointer
 from gitmirror.mirror.limits import command_bytes
 from gitmirror.mirror.planner import (
     DEFAULT_BATCH_SIZE,
@@ -35,7 +37,7 @@ from gitmirror.mirror.rejections import classify, classify_failure
 from gitmirror.mirror.scratch import scratch_directory
 from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
 from gitmirror.mirror.transport.deadline import Deadline
-from gitmirror.mirror.transport.fetched_pack import PackOverLimit
+from gitmirror.mirror.transport.fetched_pack import PackOverLimit, PackStream, StreamStopped
 from gitmirror.mirror.transport.remote import ThinPackRefused
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
@@ -116,20 +118,26 @@ class _Run:
         if self._progress is not None:
             self._progress(SyncProgress(phase, self.pushes, self.pushes + pushes_left, self.lfs.objects))
 
-    def _send(self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool) -> PushOutcome:
+    def _send(
+        self, repo: Repo, batch: Sequence[RefUpdate], *, send_objects: bool, sent: PushOutcome | None = None
+    ) -> PushOutcome:
+        """One push of `batch`, or (`sent`) the outcome of one already made with the pack streamed."""
         self.pushes += 1
-        updates = {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch}
-        if self.local:
+        updates = _updates(batch)
+        if sent is not None:
+            outcome = sent
+        elif self.local:
             assert self.source.url.local_path is not None
             return self.target.push_from_local(self.source.url.local_path, updates)
-        try:
-            outcome = self.target.push(repo, updates, fetched=self.fetched, send_objects=send_objects)
-        except ThinPackRefused:
-            if self.refetch_whole is None or self.fetched is None:
-                raise
-            self.fetched.discard()
-            self.fetched, self.refetch_whole = self.refetch_whole(), None
-            outcome = self.target.push(repo, updates, fetched=self.fetched, send_objects=send_objects)
+        else:
+            try:
+                outcome = self.target.push(repo, updates, fetched=self.fetched, send_objects=send_objects)
+            except ThinPackRefused:
+                if self.refetch_whole is None or self.fetched is None:
+                    raise
+                self.fetched.discard()
+                self.fetched, self.refetch_whole = self.refetch_whole(), None
+                outcome = self.target.push(repo, updates, fetched=self.fetched, send_objects=send_objects)
         if send_objects and self.fetched is not None and any(r is None for r in outcome.status.values()):
             self.bytes_pushed += self.fetched.size
         return outcome
@@ -138,13 +146,16 @@ class _Run:
         if self.remaining_seconds is not None and self.remaining_seconds() < DEADLINE_MARGIN_SECONDS:
             raise TimedOut(f"timed out: stopped before {what} because the run's time was nearly used up")
 
-    def push(self, repo: Repo, batch: Sequence[RefUpdate]) -> None:
+    def push(self, repo: Repo, batch: Sequence[RefUpdate], sent: PushOutcome | None = None) -> None:
+        """Push `batch` and record each ref's result; `sent`: the batch was pushed already (streamed),
+        this is the target's answer."""
         if self.dry_run:
             self.done.extend(batch)  # the plan, as a real run would carry it out
             return
-        self.check_time("pushing")
+        if sent is None:
+            self.check_time("pushing")
         self.pushing = True
-        outcome = self._send(repo, batch, send_objects=not self.objects_delivered)
+        outcome = self._send(repo, batch, send_objects=not self.objects_delivered, sent=sent)
         refused = {ref: reason for ref, reason in outcome.status.items() if reason}
         if self.objects_delivered and any(_MISSING_OBJECTS.search(r) for r in refused.values()):
             # The target did not keep the objects an earlier push of this run sent: send them again.
@@ -181,6 +192,10 @@ class _Run:
                     hint=rejection.hint,
                 )
             )
+
+
+def _updates(batch: Sequence[RefUpdate]) -> dict[str, tuple[str | None, str | None]]:
+    return {d.ref: (d.old, None if d.action == Action.DELETE else d.new) for d in batch}
 
 
 def sync_mirror(
@@ -356,18 +371,74 @@ def _copy_lfs_objects(run: _Run, store: Repo) -> None:
     """Before any ref is pushed: the LFS objects the pointers in the objects sent name, to the target.
     Whatever is sent is in the fetched pack (pass-through) or else in the scratch store (a full fetch)."""
     run.check_time("copying LFS objects")
-    try:
-        if run.pointer_scan is not None:
-            pointers = run.pointer_scan.result()
-        elif run.fetched is not None:
-            pointers = lfs.pointers_in_fetched(run.fetched)
-        else:
-            pointers = lfs.pointers_in_store(store)
-    except (OSError, ValueError, IndexError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
-        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+    pointers = _lfs_pointers(run, store)
     if pointers:
         run.report("copying LFS objects")
     run.lfs = lfs.copy_lfs_objects(run.source, run.target, pointers, check_time=run.check_time)
+
+
+_UNREADABLE = (OSError, ValueError, IndexError, KeyError, zlib.error, ApplyDeltaError, ChecksumMismatch)
+
+
+def _lfs_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
+    """The LFS pointers in what the run sends: the fetched pack, or else the scratch store. A thin pack's
+    pointers stored as deltas onto older pointers the target has are read onto those bases, fetched
+    from the source by id (small blobs, one request); a source that will not send them costs the
+    pack again, whole."""
+    try:
+        if run.pointer_scan is not None:
+            found = run.pointer_scan.result()
+        elif run.fetched is not None:
+            found = lfs.pointers_in_fetched(run.fetched)
+        else:
+            return lfs.pointers_in_store(store)
+        import sys
+
+        print("DEBUG", run.fetched.thin if run.fetched else None, found, file=sys.stderr)
+        if not found.pending:
+            return found.pointers
+        wanted = found.base_ids
+        bases = _small_blobs(run, store, wanted)
+        if wanted <= bases.keys():
+            return found.resolve(bases)
+    except _UNREADABLE as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+    if run.refetch_whole is None or run.fetched is None:
+        raise ProtocolFailure("the source did not send the objects needed to read its pack's LFS pointers")
+    run.check_time("fetching the delta again")
+    if run.pointer_scan is not None:
+        run.pointer_scan.stop()
+        run.pointer_scan = None
+    run.fetched.discard()
+    run.fetched, run.refetch_whole = run.refetch_whole(), None
+    try:
+        return lfs.pointers_in_fetched(run.fetched).pointers  # whole: every base is in it
+    except _UNREADABLE as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+
+
+def _small_blobs(run: _Run, store: Repo, ids: set[bytes]) -> dict[bytes, bytes]:
+    """The contents of these blobs (binary ids), fetched from the source by id into scratch storage;
+    {} when the source will not send objects it does not advertise as tips."""
+    run.check_time("fetching LFS pointer bases")
+    repo = Repo.init_bare(os.path.join(os.path.dirname(store.path), "pointer-bases.git"), mkdir=True)
+    try:
+        try:
+            run.source.fetch_pack_file(repo, {i.hex() for i in ids}, []).index()
+        except TimedOut:
+            raise
+        except MirrorError:
+            return {}
+        found: dict[bytes, bytes] = {}
+        for oid in ids:
+            key = ObjectID(oid.hex().encode("ascii"))
+            if key in repo.object_store:
+                obj = repo.object_store[key]
+                if obj.type_num == Blob.type_num:
+                    found[oid] = obj.as_raw_string()
+        return found
+    finally:
+        repo.close()
 
 
 def _copy_step_lfs(run: _Run, store: Repo) -> None:
@@ -483,16 +554,17 @@ def _transfer(
                 fetched = FetchedPack(store, budget)
                 # the LFS pointers are looked for while the pack downloads (another process reads it)
                 run.pointer_scan = PointerFollower(fetched) if run.options.lfs and not run.dry_run else None
+                if not haves and wants and budget is None and not run.dry_run and not run.target.url.is_local:
+                    # an empty target: the plan needs no ancestry, the pack goes on as it arrives
+                    _stream_into_empty_target(
+                        run, store, fetched, wants, source_refs, target_refs, default_branch
+                    )
+                    return "full"
                 # Thin where the target completes it (an HTTP receive-pack does): deltas against
-                # objects the target has are sent as they are, not with their bases. Not when LFS
-                # pointers are read from the pack (every blob must resolve here), nor under a push-size
-                # cap (a whole re-fetch would not be held to it).
-                thin = (
-                    bool(haves)
-                    and not run.target.url.is_local
-                    and run.pointer_scan is None
-                    and budget is None
-                )
+                # objects the target has are sent as they are, not with their bases (LFS pointers
+                # stored so are read onto bases fetched by id). Not under a push-size cap (a whole
+                # re-fetch would not be held to it).
+                thin = bool(haves) and not run.target.url.is_local and budget is None
                 try:
                     run.source.fetch_pack_file(store, wants, haves, into=fetched, thin=thin)
                 except PackOverLimit:
@@ -548,6 +620,73 @@ def _transfer(
     return mode
 
 
+class _NoAncestry:
+    """For a target with no branches or tags: every decision is a creation, which asks nothing."""
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        return None
+
+    def proves_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return False
+
+
+def _stream_into_empty_target(
+    run: _Run,
+    store: Repo,
+    fetched: FetchedPack,
+    wants: set[str],
+    source_refs: dict[str, str],
+    target_refs: dict[str, str],
+    default_branch: str | None,
+) -> None:
+    """Mirror into a target that has no branch or tag: plan first (creations only), then push the first
+    batch while the pack downloads, its bytes sent on as they arrive, so the target indexes them while
+    the source is still sending (download and upload overlap instead of following each other).
+
+    The pack's checksum is held back until the download is complete and checked and the LFS pointer
+    scan found nothing to copy first; otherwise the push is stopped short of it (the target, lacking
+    the checksum, keeps nothing) and the run goes on as usual: LFS objects, then the pack from disk."""
+    run.report("planning")
+    decisions = plan_ref_updates(source_refs, target_refs, default_branch, _NoAncestry(), run.options)
+    batches = batch_ref_updates(decisions, default_branch, run.batch_size)
+    stream = PackStream(fetched)
+    first: PushOutcome | None = None
+
+    def push_as_it_downloads() -> PushOutcome | None:
+        if not stream.wait_for_data():
+            return None
+        return run.target.push(store, _updates(batches[0]), fetched=stream)
+
+    run.check_time("pushing")
+    with stream, futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-stream") as pool:
+        pushing = pool.submit(push_as_it_downloads)
+        try:
+            run.source.fetch_pack_file(store, wants, [], into=fetched)
+            run.fetched = fetched
+            if run.pointer_scan is not None and _lfs_pointers(run, store):
+                stream.stop("the LFS objects are copied first")
+            else:
+                stream.release()
+        except BaseException:
+            stream.stop("the download failed")
+            raise
+        finally:
+            futures.wait([pushing])
+        try:
+            first = pushing.result()
+        except StreamStopped:
+            first = None  # pushed again below, from the file
+        except MirrorError:
+            run.pushing = True  # the target's answer: its side-band says why
+            raise
+    if first is None:
+        if run.options.lfs and run.pointer_scan is not None:
+            _copy_lfs_objects(run, store)
+        _push_batches(run, store, batches)
+    else:
+        _push_batches(run, store, batches, first)
+
+
 def _local_transfer(
     run: _Run,
     source_refs: dict[str, str],
@@ -585,12 +724,18 @@ def _plan_and_push(
         and any(d.action not in (Action.DELETE, Action.SKIP_DIVERGENT) for d in decisions)
     ):
         _copy_lfs_objects(run, store)
-    batches = batch_ref_updates(decisions, default_branch, run.batch_size)
+    _push_batches(run, store, batch_ref_updates(decisions, default_branch, run.batch_size))
+
+
+def _push_batches(
+    run: _Run, store: Repo, batches: list[list[RefUpdate]], first: PushOutcome | None = None
+) -> None:
+    """Push the batches in turn (`first`: the target's answer to the first, already pushed)."""
     for index, batch in enumerate(batches):
         if run.time_up():
             run.remaining.extend(d.ref for later in batches[index:] for d in later)
             break
         run.report("pushing", len(batches) - index)
-        run.push(store, batch)
+        run.push(store, batch, first if index == 0 else None)
     if batches:
         run.report("pushing")

@@ -4,13 +4,15 @@ Walking a pack that has no index means inflating every entry to find where the n
 that a 100k-object pack needs for seconds). A child process does it while the pack downloads, so it
 costs no time on the run's path and does not compete for the interpreter lock with the download: it
 reads the pack through a copy of the file descriptor, waiting for bytes that have not arrived yet,
-until its standard input closes (the download is over). It prints the pointers as JSON.
+until its standard input closes (the download is over). It prints what it found as JSON: the pointers,
+and the deltas it could not read without their bases (see `pointers.PackScan`).
 
     python -m gitmirror.mirror.lfs.follow FD
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -18,7 +20,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from gitmirror.mirror.lfs.pointers import LfsPointer, scan_pack
+from gitmirror.mirror.lfs.pointers import LfsPointer, PackScan, PendingDelta, scan
 
 if TYPE_CHECKING:  # the child process imports only the pointer scan
     from gitmirror.mirror.transport import FetchedPack
@@ -40,6 +42,7 @@ class PointerFollower:
         self._follow_from = follow_from
         self._proc: subprocess.Popen[bytes] | None = None
         self._tried = False
+        self._result: PackScan | None = None
         fetched.on_growth = self._grown
         self._grown(0)
 
@@ -60,11 +63,16 @@ class PointerFollower:
         except OSError:
             self._proc = None  # no child process here: scan in-process once the download is over
 
-    def result(self) -> set[LfsPointer]:
-        """The pointers of the complete pack. Raises ValueError when the pack cannot be read."""
+    def result(self) -> PackScan:
+        """The scan of the complete pack. Raises ValueError when the pack cannot be read."""
+        if self._result is None:
+            self._result = self._scanned()
+        return self._result
+
+    def _scanned(self) -> PackScan:
         proc = self._proc
         if proc is None:
-            return set() if self._fetched.empty else scan_pack(self._fetched.read_at)
+            return PackScan(set(), []) if self._fetched.empty else scan(self._fetched.read_at)
         try:  # communicate() closes the child's stdin first: the download is over
             out, err = proc.communicate(timeout=_WAIT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -73,7 +81,19 @@ class PointerFollower:
         if proc.returncode != 0:
             lines = err.decode("utf-8", "replace").strip().splitlines()
             raise ValueError(lines[-1] if lines else f"the LFS pointer scan exited {proc.returncode}")
-        return {LfsPointer(str(oid), int(size)) for oid, size in json.loads(out)}
+        found = json.loads(out)
+        return PackScan(
+            {LfsPointer(str(oid), int(size)) for oid, size in found["pointers"]},
+            [
+                PendingDelta(
+                    int(offset),
+                    bytes.fromhex(base_id) if base_id else None,
+                    None if base_offset is None else int(base_offset),
+                    base64.b64decode(delta),
+                )
+                for offset, base_id, base_offset, delta in found["pending"]
+            ],
+        )
 
     def stop(self) -> None:
         self._fetched.on_growth = None
@@ -84,7 +104,7 @@ class PointerFollower:
         proc.communicate()
 
 
-def _follow(fd: int) -> set[LfsPointer]:
+def _follow(fd: int) -> PackScan:
     over = False
 
     def read_at(offset: int, size: int) -> bytes:
@@ -98,10 +118,10 @@ def _follow(fd: int) -> set[LfsPointer]:
                 over = not os.read(0, 1)
 
     try:
-        return scan_pack(read_at)
+        return scan(read_at)
     except ValueError:
         if over and os.fstat(fd).st_size == 0:
-            return set()  # nothing was fetched
+            return PackScan(set(), [])  # nothing was fetched
         raise
 
 
@@ -111,7 +131,11 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - whatever a damaged pack makes the reader raise
         print(f"the fetched pack cannot be read: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    json.dump(sorted([p.oid, p.size] for p in found), sys.stdout)
+    pending = [
+        [p.offset, p.base_id.hex() if p.base_id else None, p.base_offset, base64.b64encode(p.delta).decode()]
+        for p in found.pending
+    ]
+    json.dump({"pointers": sorted([p.oid, p.size] for p in found.pointers), "pending": pending}, sys.stdout)
     return 0
 
 

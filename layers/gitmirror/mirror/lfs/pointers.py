@@ -5,6 +5,12 @@ and names the object by sha256 and size. Each pack entry's header gives the infl
 data, so only entries of at most 1 KB are inflated and read; larger ones are jumped over with the
 pack's index, or else inflated through a fixed 64 KiB window only to find where they end (never held
 in memory).
+
+A thin pack (deltas onto objects only the target has) can hold a pointer as a delta onto an older
+pointer the pack leaves out. Without its base such a delta cannot be read, only ruled out: by its sizes
+(a pointer is 126 to 1,024 bytes, and so is the pointer it was deltified against) and by the bytes it
+inserts (a pointer is ASCII). The rest are reported as pending, with the ids of the bases they need:
+small blobs, fetched by id afterwards.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ _WINDOW = 64 * 1024
 _BUFFER = 1024 * 1024
 _HEADER_MAX = 32  # type/size varint + an offset-delta's base varint; a ref-delta adds the base id
 _BLOB = Blob.type_num
+# the shortest pointer: the version line, "oid sha256:" and 64 hex digits, "size 0"
+POINTER_MIN_SIZE = len(_VERSIONS[0]) + len("oid sha256:\n") + 64 + len("size 0\n")
+_NOT_ASCII = re.compile(rb"[\x80-\xff]")
 
 ReadAt = Callable[[int, int], bytes]  # (offset, length) -> at most that many bytes of the pack
 
@@ -128,14 +137,103 @@ def _base_distance(window: memoryview, pos: int) -> tuple[int, int]:
     return distance, pos + 1
 
 
+@dataclass(frozen=True)
+class PendingDelta:
+    """A delta of at most 1 KB onto a base the pack does not hold (or onto another pending delta) whose
+    literal bytes could make a new LFS pointer: read once the base is at hand."""
+
+    offset: int
+    base_id: bytes | None  # binary id of a base outside the pack (a ref-delta)
+    base_offset: int | None  # or the pack offset of a pending entry it is a delta onto
+    delta: bytes
+
+
+@dataclass
+class PackScan:
+    """What a pack's scan found: the pointers it could read, and the deltas it could not read alone."""
+
+    pointers: set[LfsPointer]
+    pending: list[PendingDelta]
+
+    @property
+    def base_ids(self) -> set[bytes]:
+        return {p.base_id for p in self.pending if p.base_id is not None}
+
+    def resolve(self, bases: dict[bytes, bytes]) -> set[LfsPointer]:
+        """Every pointer, the pending deltas read onto `bases` (binary id -> content)."""
+        found = set(self.pointers)
+        contents: dict[int, bytes] = {}
+        for entry in self.pending:
+            base = (
+                bases.get(entry.base_id)
+                if entry.base_id is not None
+                else contents.get(entry.base_offset or 0)
+            )
+            if base is None:
+                continue
+            content = b"".join(apply_delta(base, entry.delta))
+            contents[entry.offset] = content
+            pointer = parse_pointer(content)
+            if pointer is not None:
+                found.add(pointer)
+        return found
+
+
+def _delta_size(delta: bytes, pos: int) -> tuple[int, int]:
+    """One of a delta's two leading sizes (little-endian base-128) and the position after it."""
+    size = shift = 0
+    while True:
+        if pos >= len(delta):
+            raise ValueError("a delta ends in its size header")
+        byte = delta[pos]
+        pos += 1
+        size |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return size, pos
+
+
+def _literals(delta: bytes) -> bytes:
+    """The bytes a git delta inserts as they are (not copied from its base), runs joined by NUL."""
+    _, pos = _delta_size(delta, 0)
+    _, pos = _delta_size(delta, pos)
+    runs: list[bytes] = []
+    while pos < len(delta):
+        op = delta[pos]
+        pos += 1
+        if op & 0x80:  # copy: offset and size bytes follow, one per bit set
+            pos += bin(op & 0x7F).count("1")
+        elif op:
+            runs.append(delta[pos : pos + op])
+            pos += op
+    return b"\0".join(runs)
+
+
+def _could_be_pointer(delta: bytes) -> bool:
+    """Whether a delta, read onto a base that is a pointer, could make a pointer."""
+    base_size, pos = _delta_size(delta, 0)
+    size, _ = _delta_size(delta, pos)
+    return (
+        POINTER_MIN_SIZE <= base_size <= POINTER_MAX_SIZE
+        and POINTER_MIN_SIZE <= size <= POINTER_MAX_SIZE
+        and _NOT_ASCII.search(_literals(delta)) is None
+    )
+
+
 def scan_pack(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> set[LfsPointer]:
+    """The pointers of one pack that is not thin (every delta's base in it): see `scan`."""
+    return scan(read_at, entry_offsets).pointers
+
+
+def scan(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> PackScan:
     """The pointers of one pack. With `entry_offsets` (from the pack's index) large entries are jumped
     over; without, the entries are walked in order (a large one is inflated to find its end, through
     one window, its content never kept).
 
     Only blobs of at most 1 KB are read. A pointer stored as a delta is found when its base is a pointer
     too (git deltifies a pointer against a similar one: against anything else the delta would be larger
-    than the pointer); those bases are kept, by offset and by id, while the pack is read.
+    than the pointer); those bases are kept, by offset and by id, while the pack is read. A delta onto
+    a base the pack lacks is pending when it could make a pointer (see the module's docstring).
     """
     reader = _Buffered(read_at)
     head = bytes(reader.view(0, 12))
@@ -143,6 +241,8 @@ def scan_pack(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> se
         raise ValueError("not a pack file")
     count = int.from_bytes(head[8:12], "big")
     found: set[LfsPointer] = set()
+    pending: list[PendingDelta] = []
+    pending_at: set[int] = set()
     by_offset: dict[int, bytes] = {}  # pointer contents by entry offset and by binary id: delta bases
     by_id: dict[bytes, bytes] = {}
     offsets = iter(sorted(entry_offsets)) if entry_offsets is not None else None
@@ -154,16 +254,31 @@ def scan_pack(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> se
         window = reader.view(entry, _HEADER_MAX)
         kind, size, at = _header(window)
         base: bytes | None = None
+        base_id: bytes | None = None
+        base_offset: int | None = None
         if kind == OFS_DELTA:
             distance, at = _base_distance(window, at)
-            base = by_offset.get(entry - distance)
+            base_offset = entry - distance
+            base = by_offset.get(base_offset)
         elif kind == REF_DELTA:
-            base = by_id.get(bytes(window[at : at + 20]))
+            base_id = bytes(window[at : at + 20])
+            base = by_id.get(base_id)
             at += 20
+        delta_kind = kind in (OFS_DELTA, REF_DELTA)
         if kind == _BLOB and size <= POINTER_MAX_SIZE:
             content, pos = _inflate(reader, entry + at, size, size)
-        elif base is not None and size <= 2 * POINTER_MAX_SIZE:
+        elif delta_kind and size <= 2 * POINTER_MAX_SIZE:
             delta, pos = _inflate(reader, entry + at, size, size)
+            if base is None:
+                outside = kind == REF_DELTA and base_id not in by_id
+                if (outside or base_offset in pending_at) and _could_be_pointer(delta):
+                    pending.append(
+                        PendingDelta(
+                            entry, base_id if outside else None, None if outside else base_offset, delta
+                        )
+                    )
+                    pending_at.add(entry)
+                continue
             content = b"".join(apply_delta(base, delta))
         else:
             if offsets is None:
@@ -176,4 +291,4 @@ def scan_pack(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> se
             by_id[hashlib.sha1(b"blob %d\0%s" % (len(content), content), usedforsecurity=False).digest()] = (
                 content
             )
-    return found
+    return PackScan(found, pending)

@@ -12,7 +12,7 @@ from dulwich.repo import Repo
 from gitmirror.mirror.credentials import is_codecommit
 from gitmirror.mirror.lfs.batch import LfsServer
 from gitmirror.mirror.lfs.copy import LfsCopier
-from gitmirror.mirror.lfs.pointers import LfsPointer, ReadAt, scan_pack
+from gitmirror.mirror.lfs.pointers import LfsPointer, PackScan, ReadAt, scan, scan_pack
 from gitmirror.mirror.transport import FetchedPack, Remote
 from gitmirror.values import LfsStats
 
@@ -38,13 +38,13 @@ def pointers_in_store(repo: Repo) -> set[LfsPointer]:
     return found
 
 
-def pointers_in_fetched(fetched: FetchedPack) -> set[LfsPointer]:
+def pointers_in_fetched(fetched: FetchedPack) -> PackScan:
     """The pointers in the pack a source sent for this run (the pack passed on to the target)."""
     if fetched.empty:
-        return set()
+        return PackScan(set(), [])
     if fetched.indexed:
-        return pointers_in_store(fetched.repo)
-    return scan_pack(fetched.read_at)
+        return PackScan(pointers_in_store(fetched.repo), [])
+    return scan(fetched.read_at)
 
 
 def copy_lfs_objects(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 
 from dulwich.repo import Repo
@@ -13,6 +14,7 @@ from gitmirror.errors import MirrorError, ProtocolFailure, TransientError
 _TRAILER = 20  # a SHA-1 pack ends with the SHA-1 of everything before it
 
 _RAW_CHUNK = 1024 * 1024
+_POLL_SECONDS = 0.005  # how often a stream looks for newly downloaded bytes
 
 
 class PackOverLimit(MirrorError):
@@ -131,3 +133,80 @@ class FetchedPack:
         if not self.indexed:
             self.indexed = True
             self._abort()
+
+
+class StreamStopped(MirrorError):
+    """A push that streamed the pack while it downloaded was stopped before the pack's last bytes, so the
+    target kept nothing (its index-pack sees a truncated pack and updates no ref)."""
+
+    kind = "stream_stopped"
+
+
+class PackStream:
+    """A FetchedPack read while it downloads, for a push that runs alongside the download: what has
+    arrived is sent at once, except the pack's last 20 bytes (its checksum), held back until `release()`
+    (the download is complete and checked, and nothing else must come first) or `stop()`.
+
+    Without its checksum the target cannot take the pack: stopping leaves the target as it was."""
+
+    empty = False
+    thin = False
+
+    def __init__(self, fetched: FetchedPack, start_at: int = 64 * 1024) -> None:
+        self.fetched = fetched
+        self.repo = fetched.repo
+        self.start_at = start_at
+        self._released = threading.Event()
+        self._stopped: str | None = None
+        self._wake = threading.Event()
+        # its own descriptor: the download's may be closed (a failed download discards the file) while
+        # the push still reads
+        self._fd = os.dup(fetched.file.fileno())
+
+    def __enter__(self) -> PackStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop("the run ended")
+        os.close(self._fd)
+
+    @property
+    def size(self) -> int:
+        return self.fetched.size
+
+    def release(self) -> None:
+        self._released.set()
+        self._wake.set()
+
+    def stop(self, why: str) -> None:
+        if not self._released.is_set():
+            self._stopped = why
+            self._wake.set()
+
+    def wait_for_data(self) -> bool:
+        """Block until the first bytes of the pack are here (a push that stalls before its pack starts can
+        be timed out by the target); False if stopped before."""
+        while self._stopped is None and not self._released.is_set() and self.fetched.on_disk < self.start_at:
+            self._wake.wait(_POLL_SECONDS)
+        return self._stopped is None
+
+    def chunks(self, size: int = _RAW_CHUNK) -> Iterator[bytes]:
+        fd, offset = self._fd, 0
+        while True:
+            if self._stopped is not None:
+                raise StreamStopped(self._stopped)
+            done = self._released.is_set()
+            end = self.fetched.size if done else self.fetched.on_disk - _TRAILER
+            if offset < end:
+                block = os.pread(fd, min(size, end - offset), offset)
+                if not block:
+                    raise ProtocolFailure("the fetched pack is shorter than what was downloaded")
+                offset += len(block)
+                yield block
+            elif done:
+                return
+            else:
+                self._wake.wait(_POLL_SECONDS)
+
+    def index(self) -> Repo:
+        raise StreamStopped("the target takes no offset deltas: the pack is re-packed after the download")

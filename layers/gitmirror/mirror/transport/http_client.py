@@ -18,7 +18,7 @@ from dulwich.errors import GitProtocolError, NotGitRepository
 from dulwich.protocol import Protocol, pkt_line
 
 from gitmirror.errors import ProtocolFailure
-from gitmirror.mirror.transport.fetched_pack import FetchedPack
+from gitmirror.mirror.transport.fetched_pack import FetchedPack, PackStream
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.scrub import one_line, scrub
 
@@ -177,7 +177,7 @@ class MirrorHttpClient(Urllib3HttpGitClient):
     def __init__(self, base_url: str, stats: TransferStats, owner: Remote, **kwargs: Any) -> None:
         self._stats = stats
         self._owner = owner
-        self.raw_pack: FetchedPack | None = None
+        self.raw_pack: FetchedPack | PackStream | None = None
         # set to read a protocol-v2 `ls-refs` answer straight into the engine's form (see V2Listing)
         self.listing: V2Listing | None = None
         # set for operations that need the capabilities only: reuse the run's first advertisement

@@ -27,7 +27,7 @@ from gitmirror.errors import ProtocolFailure, PushTooLarge, RepositoryNotFound, 
 from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
 from gitmirror.mirror.transport.deadline import Deadline
-from gitmirror.mirror.transport.fetched_pack import FetchedPack
+from gitmirror.mirror.transport.fetched_pack import FetchedPack, PackStream
 from gitmirror.mirror.transport.http_client import (
     MAX_REFS,
     USER_AGENT,
@@ -380,7 +380,7 @@ class Remote:
         repo: Repo,
         updates: Mapping[str, tuple[str | None, str | None]],
         *,
-        fetched: FetchedPack | None = None,
+        fetched: FetchedPack | PackStream | None = None,
         send_objects: bool = True,
     ) -> PushOutcome:
         """Push ref updates {ref: (expected old, new or None to delete)} with their objects.
