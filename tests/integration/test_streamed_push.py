@@ -77,10 +77,19 @@ class HeldSource:
         return False
 
 
-def sync(source: str, target: str) -> tuple[int, dict[str, object]]:
-    env = dict(os.environ, GITMIRROR_TARGET_USERNAME=TARGET_USER, GITMIRROR_TARGET_TOKEN=TARGET_TOKEN)
+def sync(source: str, target: str, *flags: str) -> tuple[int, dict[str, object]]:
+    env = dict(
+        os.environ,
+        GITMIRROR_SOURCE_USERNAME=TARGET_USER,
+        GITMIRROR_SOURCE_TOKEN=TARGET_TOKEN,
+        GITMIRROR_TARGET_USERNAME=TARGET_USER,
+        GITMIRROR_TARGET_TOKEN=TARGET_TOKEN,
+    )
     proc = subprocess.run(
-        [GITMIRROR, "sync", source, target, "--json", "--no-lfs"], env=env, capture_output=True, timeout=120
+        [GITMIRROR, "sync", source, target, "--json", "--no-lfs", *flags],
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     assert proc.stdout, proc.stderr
     assert b"Traceback" not in proc.stderr, proc.stderr
@@ -129,3 +138,21 @@ def test_a_pack_that_is_not_whole_never_lands_on_the_target(
     assert g.refs(dst) == {}
     counts = objects_in(dst)
     assert counts["count"] == "0" and counts["packs"] == "0", counts  # the partial pack was not kept
+
+
+def test_over_the_push_cap_the_streamed_push_stops_short_and_the_history_goes_in_steps(
+    tmp_path: Path, target: GitHTTPServer
+) -> None:
+    with GitHTTPServer(tmp_path / "srv-src", TARGET_USER, TARGET_TOKEN) as source:
+        src = source.create_bare("src.git")
+        for i in range(3):
+            g.commit(src, "refs/heads/main", {f"part{i}.bin": os.urandom(1536 * 1024)}, message=f"part {i}")
+        code, out = sync(source.repo_url("src.git"), target.repo_url(DST), "--max-push-bytes", "2M")
+    assert code == 0, out
+    dst = target.repo_path(DST)
+    assert g.refs(dst) == g.refs(src)
+    posts = target.rpc_requests("git-receive-pack")
+    # the first push streamed the pack until it passed the cap, then stopped: the steps followed
+    assert len(posts) >= 4 and posts[0].aborted and posts[0].request_bytes > 1024 * 1024
+    assert all(p.request_bytes <= 2 * 1024 * 1024 for p in posts[1:])
+    assert g.git(dst, "fsck", "--no-progress").strip() == ""

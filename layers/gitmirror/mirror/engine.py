@@ -554,11 +554,27 @@ def _transfer(
                 fetched = FetchedPack(store, budget)
                 # the LFS pointers are looked for while the pack downloads (another process reads it)
                 run.pointer_scan = PointerFollower(fetched) if run.options.lfs and not run.dry_run else None
-                if not haves and wants and budget is None and not run.dry_run and not run.target.url.is_local:
-                    # an empty target: the plan needs no ancestry, the pack goes on as it arrives
-                    _stream_into_empty_target(
-                        run, store, fetched, wants, source_refs, target_refs, default_branch
+
+                def in_chunks() -> str:
+                    """The delta is over the push-size cap: plan on the commit graph, push in steps."""
+                    if run.pointer_scan is not None:
+                        run.pointer_scan.stop()
+                        run.pointer_scan = None  # each chunk's pointers are read from its own pack
+                    graph = fetch_commit_graph(run, workdir, repos, tips)
+                    push_in_chunks(
+                        run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
                     )
+                    return "chunked"
+
+                if not haves and wants and not run.dry_run and not run.target.url.is_local:
+                    # an empty target: the plan needs no ancestry, the pack goes on as it arrives (over
+                    # the cap, that push stops short and the history goes in steps)
+                    try:
+                        _stream_into_empty_target(
+                            run, store, fetched, wants, source_refs, target_refs, default_branch
+                        )
+                    except PackOverLimit:
+                        return in_chunks()
                     return "full"
                 # Thin where the target completes it (an HTTP receive-pack does): deltas against
                 # objects the target has are sent as they are, not with their bases (LFS pointers
@@ -568,14 +584,7 @@ def _transfer(
                 try:
                     run.source.fetch_pack_file(store, wants, haves, into=fetched, thin=thin)
                 except PackOverLimit:
-                    if run.pointer_scan is not None:
-                        run.pointer_scan.stop()
-                        run.pointer_scan = None  # each chunk's pointers are read from its own pack
-                    graph = fetch_commit_graph(run, workdir, repos, tips)
-                    push_in_chunks(
-                        run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
-                    )
-                    return "chunked"
+                    return in_chunks()
                 finally:
                     if negotiation is not None:
                         futures.wait([negotiation])
