@@ -392,9 +392,6 @@ def _lfs_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
             found = lfs.pointers_in_fetched(run.fetched)
         else:
             return lfs.pointers_in_store(store)
-        import sys
-
-        print("DEBUG", run.fetched.thin if run.fetched else None, found, file=sys.stderr)
         if not found.pending:
             return found.pointers
         wanted = found.base_ids
