@@ -73,3 +73,44 @@ def test_peak_rss_of_an_incremental_sync_does_not_grow_with_the_largest_blob(
     g.git(target, "fsck", "--full")
     assert peaks[96 * MIB] - peaks[8 * MIB] < 24, peaks  # 88 MiB more blob, (almost) no more memory
     assert peaks[96 * MIB] < 150, peaks
+
+
+# The service's run after one that left LFS objects behind (`transfer: full`): the whole history is read
+# for its pointers, and nothing of it is indexed.
+FULL_RUN = (
+    "import os, sys\n"
+    "from gitmirror.mirror.credentials import StaticCredentials\n"
+    "from gitmirror.mirror.engine import sync_mirror\n"
+    "from gitmirror.mirror.transport import Remote\n"
+    "from gitmirror.mirror.urls import parse_remote\n"
+    "env = os.environ\n"
+    "source = Remote(parse_remote(sys.argv[1]), StaticCredentials(env['GITMIRROR_SOURCE_USERNAME'], "
+    "env['GITMIRROR_SOURCE_TOKEN']))\n"
+    "target = Remote(parse_remote(sys.argv[2]), StaticCredentials(env['GITMIRROR_TARGET_USERNAME'], "
+    "env['GITMIRROR_TARGET_TOKEN']))\n"
+    "print(sync_mirror(source, target, mode='full').to_json())\n"
+)
+
+
+@pytest.mark.slow
+def test_peak_rss_of_a_cold_and_of_a_full_run_does_not_grow_with_the_largest_blob(
+    git_servers: GitServers, sync_env: dict[str, str]
+) -> None:
+    src, dst = git_servers.source_path, git_servers.target_path
+    full = [sys.executable, "-c", FULL_RUN, git_servers.source_url, git_servers.target_url]
+    cold = [GITMIRROR, "sync", "--json", git_servers.source_url, git_servers.target_url]
+    peaks = {}
+    for size in (8 * MIB, 96 * MIB):
+        g.commit(src, MAIN, {f"blob-{size}.bin": compressible(size, size // MIB)})
+        for ref in list(g.refs(dst)):
+            g.delete_ref(dst, ref)
+        peaks["cold", size], payload = peak_rss_mib(cold, sync_env)  # into an empty target: streamed
+        assert payload["status"] == "success" and g.refs(dst) == g.refs(src)
+        g.commit(src, MAIN, {"after.txt": f"{size}\n"})
+        peaks["full", size], payload = peak_rss_mib(full, sync_env)
+        assert payload["status"] == "success" and payload["stats"]["transfer"] == "full", payload
+        assert g.refs(dst) == g.refs(src)
+    g.git(dst, "fsck", "--full")
+    for kind in ("cold", "full"):
+        assert peaks[kind, 96 * MIB] - peaks[kind, 8 * MIB] < 24, peaks
+        assert peaks[kind, 96 * MIB] < 150, peaks

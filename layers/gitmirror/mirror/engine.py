@@ -100,6 +100,8 @@ class _Run:
         # fetches the delta again, not thin, for a target that cannot take the thin one as it is
         self.refetch_whole: Callable[[], FetchedPack] | None = None
         self.target_peeled: dict[str, str] = {}  # the target's annotated tag ids -> what they peel to
+        self.tips: set[str] = set()  # the source tips in scope (and its default branch's)
+        self.history_pointers: set[LfsPointer] | None = None  # full mode: the whole history's, read once
         self.max_push_bytes = max_push_bytes
         self.time_limit = time_limit
         self.started = time.monotonic()
@@ -267,7 +269,9 @@ def sync_mirror(
             source_refs = scoped_refs(src.refs, options)
             target_refs = scoped_refs(dst.refs, options)
             default_branch = src.head if src.head in src.refs else None
-            if source_refs != target_refs:  # equal in scope: nothing to create, update or delete
+            # equal in scope: nothing to create, update or delete (full mode still reads the history's
+            # LFS pointers: objects an earlier run left behind are copied)
+            if source_refs != target_refs or (mode == "full" and options.lfs and not dry_run):
                 run.target_peeled = {
                     dst.refs[ref]: peeled for ref, peeled in dst.peeled.items() if ref in dst.refs
                 }
@@ -330,8 +334,11 @@ def fetch_commit_graph(run: _Run, workdir: str, repos: list[Repo], wants: set[st
     run.report("fetching commit graph")
     filter_spec = b"tree:0" if run.source.supports_filter() else None
     fetched = run.source.fetch_pack_file(graph, wants, [], filter_spec=filter_spec)
-    if filter_spec is not None and fetched.size <= MAX_SCANNED_GRAPH_BYTES:
-        # commits and tags only: read them in one pass (3x faster than indexing), then drop the file
+    if filter_spec is None or fetched.size <= MAX_SCANNED_GRAPH_BYTES:
+        # read in one pass (3x faster than indexing), keeping only the commits and tags, then drop the
+        # file; unfiltered (a source without partial clone) this is also what keeps memory from
+        # following the largest blob, which indexing would hold whole. A large commits-only pack is
+        # indexed instead: held as raw commits it would take about 3x its size.
         try:
             return CommitGraph(_delta_commits(fetched))
         finally:
@@ -385,6 +392,12 @@ def _lfs_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
     pointers stored as deltas onto older pointers the target has are read onto those bases, fetched
     from the source by id (small blobs, one request); a source that will not send them costs the
     pack again, whole."""
+    if run.mode == "full" and run.history_pointers is None:
+        run.history_pointers = _history_pointers(run, store)
+    return (run.history_pointers or set()) | _sent_pointers(run, store)
+
+
+def _sent_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
     try:
         if run.pointer_scan is not None:
             found = run.pointer_scan.result()
@@ -412,6 +425,26 @@ def _lfs_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
         return lfs.pointers_in_fetched(run.fetched).pointers  # whole: every base is in it
     except _UNREADABLE as exc:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+
+
+def _history_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
+    """Full mode (after a run left LFS objects behind): the pointers of the whole history the source's
+    tips reach, from a pack of all of it, scanned as it downloads and dropped (never indexed: memory
+    does not follow the objects; the push still sends only what the target lacks)."""
+    run.check_time("reading the whole history's LFS pointers")
+    run.report("fetching")
+    repo = Repo.init_bare(os.path.join(os.path.dirname(store.path), "history.git"), mkdir=True)
+    fetched = FetchedPack(repo)
+    follower = PointerFollower(fetched)
+    try:
+        run.source.fetch_pack_file(repo, run.tips, [], into=fetched)
+        return follower.result().pointers  # a whole pack: every delta's base is in it
+    except _UNREADABLE as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
+    finally:
+        follower.stop()
+        fetched.discard()
+        repo.close()
 
 
 def _small_blobs(run: _Run, store: Repo, ids: set[bytes]) -> dict[bytes, bytes]:
@@ -515,104 +548,93 @@ def _transfer(
             repos.append(store)
             run.check_time("fetching")
             run.report("fetching")
-            if run.max_push_bytes is not None and run.mode == "full":
+            run.tips = tips
+            haves = _haves(target_refs, source_refs, default_branch)
+
+            # Asked about only the target tips the source does not list (it has those it lists);
+            # any source tip serves as the negotiation's want.
+            source_tips = set(source_refs.values())
+            unlisted = [h for h in haves if h not in source_tips]
+
+            def ask_source() -> set[str] | None:
+                known = run.source.known_objects(sorted(wants or tips)[:1], unlisted)
+                return None if known is None else known | (target_tips & source_tips)
+
+            # Which target tips the source has matters only for tips the delta cannot place; ask
+            # while the pack downloads, so the answer is there if the planner needs it.
+            negotiation = (
+                run.background.submit(ask_source)
+                if _tips_to_place(
+                    in_scope, scoped_refs(target_refs, run.options), run.options.keep_divergent_refs
+                )
+                else None
+            )
+            # capped: the whole delta in one push if it fits, else in chunks
+            budget = _one_push_budget(run, [*in_scope, *scoped_refs(target_refs, run.options)])
+            fetched = FetchedPack(store, budget)
+            # the LFS pointers are looked for while the pack downloads (another process reads it)
+            run.pointer_scan = PointerFollower(fetched) if run.options.lfs and not run.dry_run else None
+
+            def in_chunks() -> str:
+                """The delta is over the push-size cap: plan on the commit graph, push in steps."""
+                if run.pointer_scan is not None:
+                    run.pointer_scan.stop()
+                    run.pointer_scan = None  # each chunk's pointers are read from its own pack
                 graph = fetch_commit_graph(run, workdir, repos, tips)
                 push_in_chunks(
                     run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
                 )
                 return "chunked"
-            if run.mode == "full":
-                run.source.fetch(store, tips)
-                oracle: AncestryOracle = CommitGraph(store.object_store)
-                mode = "full"
-            else:
-                haves = _haves(target_refs, source_refs, default_branch)
 
-                # Asked about only the target tips the source does not list (it has those it lists);
-                # any source tip serves as the negotiation's want.
-                source_tips = set(source_refs.values())
-                unlisted = [h for h in haves if h not in source_tips]
-
-                def ask_source() -> set[str] | None:
-                    known = run.source.known_objects(sorted(wants or tips)[:1], unlisted)
-                    return None if known is None else known | (target_tips & source_tips)
-
-                # Which target tips the source has matters only for tips the delta cannot place; ask
-                # while the pack downloads, so the answer is there if the planner needs it.
-                negotiation = (
-                    run.background.submit(ask_source)
-                    if _tips_to_place(
-                        in_scope, scoped_refs(target_refs, run.options), run.options.keep_divergent_refs
-                    )
-                    else None
-                )
-                # capped: the whole delta in one push if it fits, else in chunks
-                budget = _one_push_budget(run, [*in_scope, *scoped_refs(target_refs, run.options)])
-                fetched = FetchedPack(store, budget)
-                # the LFS pointers are looked for while the pack downloads (another process reads it)
-                run.pointer_scan = PointerFollower(fetched) if run.options.lfs and not run.dry_run else None
-
-                def in_chunks() -> str:
-                    """The delta is over the push-size cap: plan on the commit graph, push in steps."""
-                    if run.pointer_scan is not None:
-                        run.pointer_scan.stop()
-                        run.pointer_scan = None  # each chunk's pointers are read from its own pack
-                    graph = fetch_commit_graph(run, workdir, repos, tips)
-                    push_in_chunks(
-                        run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
-                    )
-                    return "chunked"
-
-                if not haves and wants and not run.dry_run and not run.target.url.is_local:
-                    # an empty target: the plan needs no ancestry, the pack goes on as it arrives (over
-                    # the cap, that push stops short and the history goes in steps)
-                    try:
-                        _stream_into_empty_target(
-                            run, store, fetched, wants, source_refs, target_refs, default_branch
-                        )
-                    except PackOverLimit:
-                        return in_chunks()
-                    return "full"
-                # Thin where the target completes it (an HTTP receive-pack does): deltas against
-                # objects the target has are sent as they are, not with their bases (LFS pointers
-                # stored so are read onto bases fetched by id). Not under a push-size cap (a whole
-                # re-fetch would not be held to it).
-                thin = bool(haves) and not run.target.url.is_local and budget is None
+            if not haves and wants and not run.dry_run and not run.target.url.is_local:
+                # an empty target: the plan needs no ancestry, the pack goes on as it arrives (over
+                # the cap, that push stops short and the history goes in steps)
                 try:
-                    run.source.fetch_pack_file(store, wants, haves, into=fetched, thin=thin)
+                    _stream_into_empty_target(
+                        run, store, fetched, wants, source_refs, target_refs, default_branch
+                    )
                 except PackOverLimit:
                     return in_chunks()
+                return "full"
+            # Thin where the target completes it (an HTTP receive-pack does): deltas against
+            # objects the target has are sent as they are, not with their bases (LFS pointers
+            # stored so are read onto bases fetched by id). Not under a push-size cap (a whole
+            # re-fetch would not be held to it).
+            thin = bool(haves) and not run.target.url.is_local and budget is None
+            try:
+                run.source.fetch_pack_file(store, wants, haves, into=fetched, thin=thin)
+            except PackOverLimit:
+                return in_chunks()
+            finally:
+                if negotiation is not None:
+                    futures.wait([negotiation])
+            run.fetched = fetched
+            if thin:
+                run.refetch_whole = lambda: run.source.fetch_pack_file(store, wants, haves)
+
+            def load_range(ancestor: str, descendant: str) -> CommitGraph:
+                """The commits between two tips: `want descendant`, `have ancestor`, commits only
+                where the source filters (else with their trees and blobs, still just the range)."""
+                repo = Repo.init_bare(os.path.join(workdir, f"range-{len(repos)}.git"), mkdir=True)
+                repos.append(repo)
+                run.check_time("fetching ancestry")
+                commits_only = b"tree:0" if run.source.supports_filter() else None
+                pack = run.source.fetch_pack_file(repo, {descendant}, [ancestor], filter_spec=commits_only)
+                try:
+                    return CommitGraph(_delta_commits(pack), complete=False)
                 finally:
-                    if negotiation is not None:
-                        futures.wait([negotiation])
-                run.fetched = fetched
-                if thin:
-                    run.refetch_whole = lambda: run.source.fetch_pack_file(store, wants, haves)
+                    pack.discard()
 
-                def load_range(ancestor: str, descendant: str) -> CommitGraph:
-                    """The commits between two tips: `want descendant`, `have ancestor`, commits only
-                    where the source filters (else with their trees and blobs, still just the range)."""
-                    repo = Repo.init_bare(os.path.join(workdir, f"range-{len(repos)}.git"), mkdir=True)
-                    repos.append(repo)
-                    run.check_time("fetching ancestry")
-                    commits_only = b"tree:0" if run.source.supports_filter() else None
-                    pack = run.source.fetch_pack_file(
-                        repo, {descendant}, [ancestor], filter_spec=commits_only
-                    )
-                    try:
-                        return CommitGraph(_delta_commits(pack), complete=False)
-                    finally:
-                        pack.discard()
-
-                oracle = LayeredOracle(
-                    lambda: CommitGraph(_delta_commits(fetched), complete=False),
-                    lambda: fetch_commit_graph(run, workdir, repos, tips),
-                    # not asked in advance: ask now (one round), should the planner need it after all
-                    negotiation.result if negotiation is not None else ask_source,
-                    run.target_peeled,
-                    load_range=load_range,
-                )
-                mode = "incremental" if haves else "full"
+            oracle: AncestryOracle = LayeredOracle(
+                lambda: CommitGraph(_delta_commits(fetched), complete=False),
+                lambda: fetch_commit_graph(run, workdir, repos, tips),
+                # not asked in advance: ask now (one round), should the planner need it after all
+                negotiation.result if negotiation is not None else ask_source,
+                run.target_peeled,
+                load_range=load_range,
+            )
+            # full: the run also reads the whole history's LFS pointers (`_lfs_pointers`)
+            mode = "incremental" if haves and run.mode != "full" else "full"
             _plan_and_push(run, store, source_refs, target_refs, default_branch, oracle, skipped)
             if isinstance(oracle, LayeredOracle) and (oracle.complete is not None or oracle.ranges):
                 mode += "+graph"
@@ -727,7 +749,10 @@ def _plan_and_push(
         run.options.lfs
         and not run.dry_run
         and not run.local
-        and any(d.action not in (Action.DELETE, Action.SKIP_DIVERGENT) for d in decisions)
+        and (
+            run.mode == "full"
+            or any(d.action not in (Action.DELETE, Action.SKIP_DIVERGENT) for d in decisions)
+        )
     ):
         _copy_lfs_objects(run, store)
     _push_batches(run, store, batch_ref_updates(decisions, default_branch, run.batch_size))

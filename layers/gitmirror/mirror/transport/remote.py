@@ -285,10 +285,6 @@ class Remote:
             return None
         return any(c.startswith(b"fetch=") and b"filter" in c.split(b"=", 1)[1].split() for c in caps)
 
-    def fetch(self, repo: Repo, wants: set[str], *, filter_spec: bytes | None = None) -> None:
-        """Fetch the objects for `wants` (and everything they reach) into `repo`, indexed and readable."""
-        self.fetch_pack_file(repo, wants, [], filter_spec=filter_spec).index()
-
     def known_objects(self, wants: list[str], candidates: list[str]) -> set[str] | None:
         """Which of `candidates` (the target's tips) the source has, or None when it cannot tell."""
         if not candidates or not wants:
