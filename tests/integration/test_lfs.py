@@ -50,9 +50,11 @@ class LfsServers:
         return self.target.repo_url(DST)
 
 
-def _servers(tmp_path: Path, *, target_lfs: bool = True) -> Iterator[LfsServers]:
+def _servers(tmp_path: Path, *, target_lfs: bool = True, source_v2: bool = True) -> Iterator[LfsServers]:
     with (
-        GitHTTPServer(tmp_path / "srv-src", SOURCE_USER, SOURCE_TOKEN, lfs=True) as source,
+        GitHTTPServer(
+            tmp_path / "srv-src", SOURCE_USER, SOURCE_TOKEN, lfs=True, protocol_v2=source_v2
+        ) as source,
         GitHTTPServer(tmp_path / "srv-dst", TARGET_USER, TARGET_TOKEN, lfs=target_lfs) as target,
     ):
         source.create_bare(SRC)
@@ -63,6 +65,11 @@ def _servers(tmp_path: Path, *, target_lfs: bool = True) -> Iterator[LfsServers]
 @pytest.fixture
 def lfs_servers(tmp_path: Path) -> Iterator[LfsServers]:
     yield from _servers(tmp_path)
+
+
+@pytest.fixture
+def v0_source(tmp_path: Path) -> Iterator[LfsServers]:
+    yield from _servers(tmp_path, source_v2=False)
 
 
 @pytest.fixture
@@ -163,35 +170,58 @@ def _store_as_delta(repo: Path, blob: str, base: str) -> None:
     g.git(repo, "prune-packed")  # the loose copy goes: the delta is the only one left
 
 
-def test_a_thin_pack_s_pointer_stored_as_a_delta_is_read_onto_its_base_fetched_by_id(
-    lfs_servers: LfsServers, sync_env: dict[str, str]
-) -> None:
-    work = lfs_servers.work
+def _pointer_stored_as_a_delta(servers: LfsServers, sync_env: dict[str, str]) -> tuple[str, bytes]:
+    """A mirrored history, then a new version of an LFS file whose pointer the source stores only as a
+    delta onto the old pointer: (old pointer id, new contents)."""
+    work = servers.work
     old, new = payload(20_000, "v1"), payload(20_001, "v2")
     work.commit({"model.bin": old, "README": b"x\n"}, "v1")
     work.push("main")
-    code, out = sync(lfs_servers, env=sync_env)
+    code, out = sync(servers, env=sync_env)
     assert code == 0 and lfs(out)["objects"] == 1, out
-
     work.commit({"model.bin": new}, "v2")
     work.push("main")
-    src = lfs_servers.source.repo_path(SRC)
+    src = servers.source.repo_path(SRC)
     old_pointer, new_pointer = (g.git(src, "rev-parse", f"main{rev}:model.bin").strip() for rev in ("~1", ""))
     _store_as_delta(src, new_pointer, old_pointer)
-    lfs_servers.source.clear_requests()
-    lfs_servers.source.record_body_bytes = 64 * 1024
+    servers.source.clear_requests()
+    servers.source.record_body_bytes = 64 * 1024
+    return old_pointer, new
 
-    code, out = sync(lfs_servers, env=sync_env)
+
+def _synced_the_new_object(servers: LfsServers, sync_env: dict[str, str], new: bytes) -> list[bytes]:
+    """Sync: the new object is copied and the refs match. Returns the source's fetch request bodies."""
+    code, out = sync(servers, env=sync_env)
     assert code == 0, out
     assert lfs(out) == {"objects": 1, "bytes": len(new), "error": None}
-    assert sha256(new) in stored_objects(lfs_servers.target, DST)
-    fetches = [
-        r.body for r in lfs_servers.source.rpc_requests("git-upload-pack") if b"command=fetch" in r.body
+    assert sha256(new) in stored_objects(servers.target, DST)
+    assert g.refs(servers.target.repo_path(DST)) == g.refs(servers.source.repo_path(SRC))
+    return [
+        r.body
+        for r in servers.source.rpc_requests("git-upload-pack")
+        if b"command=fetch" in r.body or r.body[4:9] == b"want "
     ]
+
+
+def test_a_thin_pack_s_pointer_stored_as_a_delta_is_read_onto_its_base_fetched_by_id(
+    lfs_servers: LfsServers, sync_env: dict[str, str]
+) -> None:
+    old_pointer, new = _pointer_stored_as_a_delta(lfs_servers, sync_env)
+    fetches = _synced_the_new_object(lfs_servers, sync_env, new)
     # the delta's pack (thin: the old pointer left out), then the old pointer alone, by its id
     assert len(fetches) == 2, fetches
     assert b"thin-pack" in fetches[0] and f"want {old_pointer}".encode() in fetches[1]
-    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(src)
+
+
+def test_a_protocol_v0_source_sends_the_base_by_id_too(
+    v0_source: LfsServers, sync_env: dict[str, str]
+) -> None:
+    """Over stateless HTTP, upload-pack v0 checks that a wanted object is reachable from its tips (not
+    that it is a tip): the old pointer, reachable, comes by id as in v2."""
+    old_pointer, new = _pointer_stored_as_a_delta(v0_source, sync_env)
+    fetches = _synced_the_new_object(v0_source, sync_env, new)
+    assert len(fetches) == 2, fetches
+    assert b"thin-pack" in fetches[0] and fetches[1][4:].startswith(b"want " + old_pointer.encode())
 
 
 def test_incremental_sync_copies_exactly_the_new_object(
