@@ -23,7 +23,7 @@ from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle, ObjectLookup, 
 from gitmirror.mirror.chunked import push_in_chunks
 from gitmirror.mirror.lfs import sync as lfs
 from gitmirror.mirror.lfs.follow import PointerFollower
-from gitmirror.mirror.lfs.pointers import LfsPointer
+from gitmirror.mirror.lfs.pointers import LfsPointer, PackScan
 from gitmirror.mirror.limits import command_bytes
 from gitmirror.mirror.planner import (
     DEFAULT_BATCH_SIZE,
@@ -405,12 +405,13 @@ def _sent_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
             found = lfs.pointers_in_fetched(run.fetched)
         else:
             return lfs.pointers_in_store(store)
-        if not found.pending:
-            return found.pointers
-        wanted = found.base_ids
-        bases = _small_blobs(run, store, wanted)
-        if wanted <= bases.keys():
-            return found.resolve(bases)
+        resolved = _resolved(run, store, found)
+        if resolved is not None:
+            return resolved
+        if run.fetched is not None and not run.fetched.thin:
+            # a base after its delta in a whole pack, not sent by id: index the pack and read it all
+            run.fetched.index()
+            return lfs.pointers_in_fetched(run.fetched).pointers
     except _UNREADABLE as exc:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
     if run.refetch_whole is None or run.fetched is None:
@@ -427,6 +428,16 @@ def _sent_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
 
 
+def _resolved(run: _Run, store: Repo, found: PackScan) -> set[LfsPointer] | None:
+    """Every pointer of a scan, its pending deltas read onto their bases fetched by id; None when the
+    source did not send them all."""
+    if not found.pending:
+        return found.pointers
+    wanted = found.base_ids
+    bases = _small_blobs(run, store, wanted)
+    return found.resolve(bases) if wanted <= bases.keys() else None
+
+
 def _history_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
     """Full mode (after a run left LFS objects behind): the pointers of the whole history the source's
     tips reach, from a pack of all of it, scanned as it downloads and dropped (never indexed: memory
@@ -438,7 +449,12 @@ def _history_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
     follower = PointerFollower(fetched)
     try:
         run.source.fetch_pack_file(repo, run.tips, [], into=fetched)
-        return follower.result().pointers  # a whole pack: every delta's base is in it
+        found = _resolved(run, store, follower.result())
+        if found is None:
+            raise ProtocolFailure(
+                "the source did not send the objects needed to read its history's LFS pointers"
+            )
+        return found
     except _UNREADABLE as exc:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
     finally:
@@ -550,6 +566,8 @@ def _transfer(
             run.report("fetching")
             run.tips = tips
             haves = _haves(target_refs, source_refs, default_branch)
+            if not haves:
+                run.history_pointers = set()  # the pack sent is the whole history: its scan is enough
 
             # Asked about only the target tips the source does not list (it has those it lists);
             # any source tip serves as the negotiation's want.
