@@ -156,3 +156,14 @@ def test_over_the_push_cap_the_streamed_push_stops_short_and_the_history_goes_in
     assert len(posts) >= 4 and posts[0].aborted and posts[0].request_bytes > 1024 * 1024
     assert all(p.request_bytes <= 2 * 1024 * 1024 for p in posts[1:])
     assert g.git(dst, "fsck", "--no-progress").strip() == ""
+
+
+def test_nothing_in_scope_for_an_empty_target_pushes_nothing(tmp_path: Path, target: GitHTTPServer) -> None:
+    with GitHTTPServer(tmp_path / "srv-src", TARGET_USER, TARGET_TOKEN) as source:
+        src = source.create_bare("src.git")
+        g.commit(src, "refs/heads/main", {"a": "a\n"})
+        code, out = sync(source.repo_url("src.git"), target.repo_url(DST), "--branch-filter", "release/*")
+    assert code == 0, out
+    assert out["status"] == "success" and out["refs"] == []
+    assert g.refs(target.repo_path(DST)) == {}
+    assert target.rpc_requests("git-receive-pack") == []

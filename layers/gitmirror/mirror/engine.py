@@ -374,11 +374,12 @@ def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
         raise ProtocolFailure(f"the source sent a pack that cannot be read: {one_line(exc, 120)}") from None
 
 
-def _copy_lfs_objects(run: _Run, store: Repo) -> None:
+def _copy_lfs_objects(run: _Run, store: Repo, pointers: set[LfsPointer] | None = None) -> None:
     """Before any ref is pushed: the LFS objects the pointers in the objects sent name, to the target.
     Whatever is sent is in the fetched pack (pass-through) or else in the scratch store (a full fetch)."""
     run.check_time("copying LFS objects")
-    pointers = _lfs_pointers(run, store)
+    if pointers is None:
+        pointers = _lfs_pointers(run, store)
     if pointers:
         run.report("copying LFS objects")
     run.lfs = lfs.copy_lfs_objects(run.source, run.target, pointers, check_time=run.check_time)
@@ -695,8 +696,11 @@ def _stream_into_empty_target(
     run.report("planning")
     decisions = plan_ref_updates(source_refs, target_refs, default_branch, _NoAncestry(), run.options)
     batches = batch_ref_updates(decisions, default_branch, run.batch_size)
+    if not batches:
+        return  # nothing in scope to create (the default branch's tip was wanted for ancestry only)
     stream = PackStream(fetched)
     first: PushOutcome | None = None
+    pointers: set[LfsPointer] = set()
 
     def push_as_it_downloads() -> PushOutcome | None:
         if not stream.wait_for_data():
@@ -709,7 +713,9 @@ def _stream_into_empty_target(
         try:
             run.source.fetch_pack_file(store, wants, [], into=fetched)
             run.fetched = fetched
-            if run.pointer_scan is not None and _lfs_pointers(run, store):
+            if run.pointer_scan is not None:
+                pointers = _lfs_pointers(run, store)
+            if pointers:
                 stream.stop("the LFS objects are copied first")
             else:
                 stream.release()
@@ -725,12 +731,9 @@ def _stream_into_empty_target(
         except MirrorError:
             run.pushing = True  # the target's answer: its side-band says why
             raise
-    if first is None:
-        if run.options.lfs and run.pointer_scan is not None:
-            _copy_lfs_objects(run, store)
-        _push_batches(run, store, batches)
-    else:
-        _push_batches(run, store, batches, first)
+    if first is None and pointers:
+        _copy_lfs_objects(run, store, pointers)
+    _push_batches(run, store, batches, first)
 
 
 def _local_transfer(
