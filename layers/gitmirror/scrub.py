@@ -17,6 +17,9 @@ _USERINFO = re.compile(r"://[^/\s@]+@")
 # Terminal escape sequences (CSI, OSC, two-character escapes) and every other control character.
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_]?)")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# the same escapes after something replaced ESC and BEL by "?" (dulwich does, in side-band errors):
+# colours and screen controls, window titles
+_REPLACED_ESCAPES = re.compile(r"\?\[[0-9;]{0,16}[mJKHfABCDG]|\?\][0-9]{1,3};[^?\n]{0,256}\?")
 # Text a server chose (ERR lines, side-band errors, rejection reasons) is kept to this many characters.
 REMOTE_TEXT_LIMIT = 300
 _AUTH_HEADER = re.compile(
@@ -60,6 +63,7 @@ def one_line(text: object, limit: int = REMOTE_TEXT_LIMIT) -> str:
     """`text` without terminal escapes or control characters, whitespace runs as one space, at most
     `limit` characters (cut with "..."): what a remote said, made safe to print and store."""
     out = _ESCAPES.sub("", str(text)[: 4 * limit + 1024])  # what is cut off is never shown anyway
+    out = _REPLACED_ESCAPES.sub("", out)
     out = " ".join(_CONTROLS.sub(" ", out).split())
     return out if len(out) <= limit else out[: limit - 3].rstrip() + "..."
 

@@ -115,6 +115,9 @@ def test_one_line_removes_escapes_and_control_characters_and_caps() -> None:
     assert out.startswith("red next line endxxx") and out.endswith("...") and len(out) == 60
     assert one_line("  short\ttext\n") == "short text"
     assert len(one_line("y" * 100_000)) == REMOTE_TEXT_LIMIT
+    # the same escapes with ESC and BEL already replaced by "?" (dulwich's side-band errors)
+    assert one_line("?[31m?]0;title??[2Jfatal: no?[0m") == "fatal: no"
+    assert one_line("why?[see the docs] (a?]b?)") == "why?[see the docs] (a?]b?)"  # not escapes
 
 
 def test_error_messages_are_one_scrubbed_line() -> None:
