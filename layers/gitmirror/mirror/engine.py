@@ -13,18 +13,13 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from typing import TYPE_CHECKING
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch
 from dulwich.objects import Blob, ObjectID
 from dulwich.repo import Repo
 
 from gitmirror.errors import MirrorError, ProtocolFailure, TimedOut
-from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle, ObjectLookup, commits_in_pack
-from gitmirror.mirror.chunked import push_in_chunks
-from gitmirror.mirror.lfs import sync as lfs
-from gitmirror.mirror.lfs.follow import PointerFollower
-from gitmirror.mirror.lfs.pointers import LfsPointer, PackScan
-from gitmirror.mirror.limits import command_bytes
 from gitmirror.mirror.planner import (
     DEFAULT_BATCH_SIZE,
     AncestryOracle,
@@ -33,12 +28,8 @@ from gitmirror.mirror.planner import (
     plan_ref_updates,
     scoped_refs,
 )
-from gitmirror.mirror.rejections import classify, classify_failure
-from gitmirror.mirror.scratch import scratch_directory
-from gitmirror.mirror.transport import FetchedPack, PushOutcome, Remote
 from gitmirror.mirror.transport.deadline import Deadline
-from gitmirror.mirror.transport.fetched_pack import PackOverLimit, PackStream, StreamStopped
-from gitmirror.mirror.transport.remote import ThinPackRefused
+from gitmirror.mirror.transport.remote import PushOutcome, Remote, ThinPackRefused
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
@@ -50,6 +41,14 @@ from gitmirror.values import (
     SyncResult,
     SyncStats,
 )
+
+# A no-op run (both sides equal in scope) needs only the listings: what fetches, plans ancestry, copies
+# LFS objects or classifies refusals is imported where it is first used (`gitmirror sync` starts faster).
+if TYPE_CHECKING:
+    from gitmirror.mirror.ancestry import CommitGraph, ObjectLookup
+    from gitmirror.mirror.lfs.follow import PointerFollower
+    from gitmirror.mirror.lfs.pointers import LfsPointer, PackScan
+    from gitmirror.mirror.transport.fetched_pack import FetchedPack
 
 # Stop starting new pushes when less than this many seconds remain before the deadline.
 DEADLINE_MARGIN_SECONDS = 20.0
@@ -180,6 +179,8 @@ class _Run:
             if reason is None:
                 self.done.append(decision)
                 continue
+            from gitmirror.mirror.rejections import classify
+
             rejection = classify(reason, outcome.remote_messages)
             if outcome.remote_messages:
                 reason = f"{reason} ({outcome.remote_messages.replace(chr(10), '; ')})"
@@ -283,7 +284,11 @@ def sync_mirror(
             if side_band and side_band not in error:
                 error = scrub(f"{error} (the target said: {side_band.replace(chr(10), '; ')})")[:_MAX_REASON]
         run.report("done")
-    rejection = classify_failure(error, failure.kind if failure else None, side_band) if error else None
+    rejection = None
+    if error is not None:
+        from gitmirror.mirror.rejections import classify_failure
+
+        rejection = classify_failure(error, failure.kind if failure else None, side_band)
     result_refs = sorted(run.done + skipped, key=lambda r: r.ref)
     if error is not None:
         status = RunStatus.FAILED
@@ -321,6 +326,8 @@ def _one_push_budget(run: _Run, refs: list[str]) -> int | None:
     commands of up to a batch of these refs."""
     if run.max_push_bytes is None:
         return None
+    from gitmirror.mirror.limits import command_bytes
+
     longest = sorted(set(refs), key=len, reverse=True)[: run.batch_size]
     return max(1, run.max_push_bytes - command_bytes(longest))
 
@@ -328,6 +335,8 @@ def _one_push_budget(run: _Run, refs: list[str]) -> int | None:
 def fetch_commit_graph(run: _Run, workdir: str, repos: list[Repo], wants: set[str]) -> CommitGraph:
     """The source's whole commit graph for `wants` in scratch storage: commits and tags only when the
     source supports partial clone (`filter tree:0`), else a full fetch."""
+    from gitmirror.mirror.ancestry import CommitGraph
+
     graph = Repo.init_bare(os.path.join(workdir, "graph.git"), mkdir=True)
     repos.append(graph)
     run.check_time("fetching the commit graph")
@@ -351,6 +360,8 @@ def fetch_commit_graph(run: _Run, workdir: str, repos: list[Repo], wants: set[st
 
 def failed_result(message: str, kind: str | None = None) -> SyncResult:
     """A run that failed before the engine could start (configuration, credentials, a crash)."""
+    from gitmirror.mirror.rejections import classify_failure
+
     rejection = classify_failure(message, kind)
     return SyncResult(
         status=RunStatus.FAILED,
@@ -364,6 +375,8 @@ def failed_result(message: str, kind: str | None = None) -> SyncResult:
 def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
     """The delta's commits for the partial graph, scanned from the pack file (never indexed for this:
     indexing holds each object whole in memory, a large blob included)."""
+    from gitmirror.mirror.ancestry import commits_in_pack
+
     if fetched.empty:
         return {}
     try:
@@ -377,6 +390,8 @@ def _delta_commits(fetched: FetchedPack) -> ObjectLookup:
 def _copy_lfs_objects(run: _Run, store: Repo, pointers: set[LfsPointer] | None = None) -> None:
     """Before any ref is pushed: the LFS objects the pointers in the objects sent name, to the target.
     Whatever is sent is in the fetched pack (pass-through) or else in the scratch store (a full fetch)."""
+    from gitmirror.mirror.lfs import sync as lfs
+
     run.check_time("copying LFS objects")
     if pointers is None:
         pointers = _lfs_pointers(run, store)
@@ -399,6 +414,8 @@ def _lfs_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
 
 
 def _sent_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
+    from gitmirror.mirror.lfs import sync as lfs
+
     try:
         if run.pointer_scan is not None:
             found = run.pointer_scan.result()
@@ -443,6 +460,9 @@ def _history_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
     """Full mode (after a run left LFS objects behind): the pointers of the whole history the source's
     tips reach, from a pack of all of it, scanned as it downloads and dropped (never indexed: memory
     does not follow the objects; the push still sends only what the target lacks)."""
+    from gitmirror.mirror.lfs.follow import PointerFollower
+    from gitmirror.mirror.transport.fetched_pack import FetchedPack
+
     run.check_time("reading the whole history's LFS pointers")
     run.report("fetching")
     repo = Repo.init_bare(os.path.join(os.path.dirname(store.path), "history.git"), mkdir=True)
@@ -548,6 +568,12 @@ def _transfer(
     supports partial clone, else a full one).
     full: fetch everything, push what the target's advertisement says it lacks.
     """
+    from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle
+    from gitmirror.mirror.chunked import push_in_chunks
+    from gitmirror.mirror.lfs.follow import PointerFollower
+    from gitmirror.mirror.scratch import scratch_directory
+    from gitmirror.mirror.transport.fetched_pack import FetchedPack, PackOverLimit
+
     if run.target.can_push_locally_from(run.source):
         return _local_transfer(run, source_refs, target_refs, default_branch, skipped)
     in_scope = scoped_refs(source_refs, run.options)
@@ -693,6 +719,8 @@ def _stream_into_empty_target(
     The pack's checksum is held back until the download is complete and checked and the LFS pointer
     scan found nothing to copy first; otherwise the push is stopped short of it (the target, lacking
     the checksum, keeps nothing) and the run goes on as usual: LFS objects, then the pack from disk."""
+    from gitmirror.mirror.transport.fetched_pack import PackStream, StreamStopped
+
     run.report("planning")
     decisions = plan_ref_updates(source_refs, target_refs, default_branch, _NoAncestry(), run.options)
     batches = batch_ref_updates(decisions, default_branch, run.batch_size)
@@ -745,6 +773,8 @@ def _local_transfer(
 ) -> str:
     """Both repositories are on this machine: ancestry is read from the source repository itself (a
     target tip it lacks is in none of its histories), and git pushes the planned updates across."""
+    from gitmirror.mirror.ancestry import CommitGraph
+
     assert run.source.url.local_path is not None
     run.local = True
     with Repo(run.source.url.local_path) as repo:

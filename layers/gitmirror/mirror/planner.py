@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from gitmirror.patterns import BranchMatcher
 from gitmirror.values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
+
+if TYPE_CHECKING:
+    from gitmirror.patterns import BranchMatcher
 
 # CodeCommit accepts at most 4,000 ref updates per push; GitHub documents no limit but large pushes
 # time out. Stay well below both.
@@ -55,6 +57,8 @@ def compile_branch_matcher(options: MirrorOptions) -> BranchMatcher | None:
     """Every filter in one matcher (linear time: globs by substring search, the regex by RE2)."""
     if not options.filters_branches:
         return None
+    from gitmirror.patterns import BranchMatcher  # RE2 only where a filter is configured
+
     return BranchMatcher(options.branch_filters, options.branch_regex)
 
 

@@ -18,11 +18,11 @@ from dulwich.errors import GitProtocolError, NotGitRepository
 from dulwich.protocol import Protocol, pkt_line
 
 from gitmirror.errors import ProtocolFailure
-from gitmirror.mirror.transport.fetched_pack import FetchedPack, PackStream
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.scrub import one_line, scrub
 
 if TYPE_CHECKING:
+    from gitmirror.mirror.transport.fetched_pack import FetchedPack, PackStream
     from gitmirror.mirror.transport.remote import Remote
 
 USER_AGENT = "git/2.39.0 (gitmirror)"

@@ -15,11 +15,14 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gitmirror.errors import ProtocolFailure
-from gitmirror.mirror.transport.deadline import Deadline
-from gitmirror.mirror.transport.fetched_pack import FetchedPack
 from gitmirror.scrub import one_line, scrub
+
+if TYPE_CHECKING:
+    from gitmirror.mirror.transport.deadline import Deadline
+    from gitmirror.mirror.transport.fetched_pack import FetchedPack
 
 _REJECTED = "!"
 # git holds a blob whole in memory to delta-compress or hash it unless it is above this size, when it

@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from dulwich.client import GitClient, LocalGitClient, SubprocessGitClient
@@ -27,7 +27,6 @@ from gitmirror.errors import ProtocolFailure, PushTooLarge, RepositoryNotFound, 
 from gitmirror.mirror.credentials import Anonymous, CredentialProvider
 from gitmirror.mirror.transport.classify import mapped_errors
 from gitmirror.mirror.transport.deadline import Deadline
-from gitmirror.mirror.transport.fetched_pack import FetchedPack, PackStream
 from gitmirror.mirror.transport.http_client import (
     MAX_REFS,
     USER_AGENT,
@@ -37,11 +36,15 @@ from gitmirror.mirror.transport.http_client import (
     raw_ref_name,
     valid_object_id,
 )
-from gitmirror.mirror.transport.local import git_available, index_with_git, push_between
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.mirror.urls import NetworkPolicy, RemoteURL, pinned_pool_manager
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import ZERO_SHA
+
+# The fetch and push machinery (`fetched_pack`, `local`) loads with the first fetch or push: a listing,
+# all a no-op run does, needs neither.
+if TYPE_CHECKING:
+    from gitmirror.mirror.transport.fetched_pack import FetchedPack, PackStream
 
 _MAX_REMOTE_MESSAGES = 8192
 # What a mirror reads of a listing: HEAD (the default branch), branches and tags.
@@ -320,6 +323,8 @@ class Remote:
         `limit` and `measure_beyond`: see `FetchedPack` (for a pack made here). `into`: a FetchedPack
         made in advance (a reader may follow the download).
         """
+        from gitmirror.mirror.transport.fetched_pack import FetchedPack
+
         fetched = into or FetchedPack(repo, limit, measure_beyond=measure_beyond)
         fetched.thin = thin
         want_ids = [ObjectID(w.encode("ascii")) for w in sorted(wants)]
@@ -357,12 +362,16 @@ class Remote:
 
     def can_push_locally_from(self, source: Remote) -> bool:
         """Both repositories on this machine, and git here to move the objects between them."""
+        from gitmirror.mirror.transport.local import git_available
+
         return self.url.is_local and source.url.is_local and git_available()
 
     def push_from_local(
         self, source_path: str, updates: Mapping[str, tuple[str | None, str | None]]
     ) -> PushOutcome:
         """Like `push`, into a local target from a local repository: git pushes from one to the other."""
+        from gitmirror.mirror.transport.local import push_between
+
         assert self.url.local_path is not None
         if self._policy is not None:
             self._policy.check_url(self.url)
@@ -389,6 +398,8 @@ class Remote:
         Like `git push --force-with-lease`: a ref whose current value on the server is not the expected
         old value is not pushed and is reported as stale, so a concurrent change is never overwritten.
         """
+        from gitmirror.mirror.transport.local import git_available, index_with_git
+
         if fetched is not None and self.url.is_local and git_available():
             # a local target: git indexes the pack (in C, streaming) and pushes it across
             assert self.url.local_path is not None
