@@ -197,3 +197,88 @@ def test_redos_branch_names_pushed_to_the_source_do_not_stall_a_sync(
         assert proc.returncode == 0, proc.stderr
         created = {r["ref"] for r in json.loads(proc.stdout)["refs"] if r["action"] == "create"}
         assert created == mirrored  # main matches neither pattern
+
+
+# What a sync that finds both sides equal must not load: the fetch and push machinery, ancestry, LFS,
+# the refusal classes, the service commands and what the service and Lambdas use.
+NOT_FOR_A_NOOP = (
+    "gitmirror.mirror.transport.fetched_pack",
+    "gitmirror.mirror.transport.local",
+    "gitmirror.mirror.ancestry",
+    "gitmirror.mirror.chunked",
+    "gitmirror.mirror.chunking",
+    "gitmirror.mirror.lfs",
+    "gitmirror.mirror.rejections",
+    "gitmirror.mirror.scratch",
+    "gitmirror.mirror.github_app",
+    "gitmirror.patterns",
+    "gitmirror.records",
+    "gitmirror.settings",
+    "gitmirror_cli.service",
+    "re2",
+    "pydantic",
+    "boto3",
+    "botocore",
+    "jwt",
+    "cryptography",
+)
+
+
+def imported_by_sync(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the installed `gitmirror sync` under `python -X importtime`: every module it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", GITMIRROR, "sync", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+    return proc, modules
+
+
+def loaded(modules: set[str], package: str) -> list[str]:
+    return sorted(m for m in modules if m == package or m.startswith(package + "."))
+
+
+@pytest.mark.parametrize("over", ["http", "local"])
+def test_a_noop_sync_imports_no_fetch_or_push_machinery(
+    over: str, git_servers: GitServers, sync_env: dict[str, str]
+) -> None:
+    src, dst = git_servers.source_path, git_servers.target_path
+    base = g.commit(src, MAIN, {"a": "1"})
+    g.commit(src, "refs/heads/topic", {"t": "1"}, parents=[base])
+    g.tag(src, "v1", base, annotated=True)
+    urls = (git_servers.source_url, git_servers.target_url) if over == "http" else (str(src), dst.as_uri())
+    first = cli("sync", *urls, "--json", env=sync_env)
+    assert first.returncode == 0, first.stderr
+    assert g.refs(dst) == g.refs(src)
+
+    proc, modules = imported_by_sync(*urls, env=sync_env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "status": "success",
+        "divergent_refs": [],
+        "refs": [],
+        "error": None,
+        "lfs": {"objects": 0, "bytes": 0, "error": None},
+        "remaining_refs": [],
+    }
+    # it did list both sides through the engine's transport (the import log is read right)
+    assert {"gitmirror.mirror.engine", "gitmirror.mirror.transport.remote", "dulwich.client"} <= modules
+    assert [m for package in NOT_FOR_A_NOOP for m in loaded(modules, package)] == []
+
+    # a run with something to do loads the machinery when it gets there
+    g.commit(src, MAIN, {"a": "2"})
+    proc, modules = imported_by_sync(*urls, env=sync_env)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["action"] for r in json.loads(proc.stdout)["refs"]] == ["update"]
+    assert g.refs(dst) == g.refs(src)
+    assert "gitmirror.mirror.ancestry" in modules
+    # between two local paths git pushes; over HTTP the fetched pack goes through the LFS pointer scan
+    mover = "gitmirror.mirror.transport.local" if over == "local" else "gitmirror.mirror.lfs.sync"
+    assert mover in modules
