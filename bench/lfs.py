@@ -24,12 +24,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import installed
 import measure
 
 from gitmirror_dev.gitserver import GitHTTPServer
 
-BENCH_DIR = Path(__file__).resolve().parent
-GITMIRROR_BIN = Path(os.environ.get("BENCH_GITMIRROR", BENCH_DIR.parent / ".venv" / "bin" / "gitmirror"))
 MIB = 1024 * 1024
 GOAL_RSS_MIB = 150
 GOAL_OBJECT_MIB = 200
@@ -111,7 +110,7 @@ def run(mib: int) -> dict[str, Any]:
             }
             m = measure.run(
                 [
-                    str(GITMIRROR_BIN),
+                    str(installed.gitmirror_bin()),
                     "sync",
                     source.repo_url("upstream.git"),
                     target.repo_url("downstream.git"),

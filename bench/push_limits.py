@@ -36,10 +36,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import installed
 import measure
 from run import (
     CACHE_DIR,
-    GITMIRROR_BIN,
     RESULTS_DIR,
     SOURCE_SERVER_CONFIG,
     Creds,
@@ -125,7 +125,9 @@ def sync_until_done(
     for n in range(1, max_runs + 1):
         tmp = work / f"tmp-{n}"
         m = measure.run(
-            [str(GITMIRROR_BIN), "sync", src_url, dst_url, "--json", *flags], env=env, tmpdir=str(tmp)
+            [str(installed.gitmirror_bin()), "sync", src_url, dst_url, "--json", *flags],
+            env=env,
+            tmpdir=str(tmp),
         )
         shutil.rmtree(tmp, ignore_errors=True)
         out = json.loads(m.stdout) if m.stdout.strip() else {}

@@ -36,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import installed
 import lfs as lfs_bench
 import measure
 import receiver
@@ -47,7 +48,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 CACHE_DIR = BENCH_DIR / ".cache"
 RESULTS_DIR = BENCH_DIR / "results"
-GITMIRROR_BIN = Path(os.environ.get("BENCH_GITMIRROR", REPO_ROOT / ".venv" / "bin" / "gitmirror"))
 PYTHON = sys.executable
 # The source server allows partial clone like GitHub and GitLab do (gitmirror's commit-graph-only
 # ancestry fetch uses `filter tree:0`) and wants by object id.
@@ -859,25 +859,30 @@ class GitmirrorContender(Contender):
     description = "gitmirror sync SRC DST --json"
 
     def available(self) -> tuple[bool, str]:
-        if not (GITMIRROR_BIN.is_file() and os.access(GITMIRROR_BIN, os.X_OK)):
-            return False, f"{GITMIRROR_BIN} not found"
+        try:
+            binary = installed.gitmirror_bin()
+        except (RuntimeError, OSError) as exc:
+            return False, f"installing gitmirror failed: {exc}"
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
+            return False, f"{binary} not found"
         try:
             res = subprocess.run(
-                [str(GITMIRROR_BIN), "sync", "--help"],
+                [str(binary), "sync", "--help"],
                 capture_output=True,
                 text=True,
                 timeout=120,
                 env=clean_env(),
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return False, f"{GITMIRROR_BIN} sync --help: {exc}"
+            return False, f"{binary} sync --help: {exc}"
         if res.returncode != 0:
             last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
             return False, f"`gitmirror sync --help` exited {res.returncode}: {last}"
         return True, ""
 
     def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
-        return [("sync", [str(GITMIRROR_BIN), "sync", src_url, dst_url, "--json"], creds.gitmirror_env())]
+        binary = str(installed.gitmirror_bin())
+        return [("sync", [binary, "sync", src_url, dst_url, "--json"], creds.gitmirror_env())]
 
 
 CONTENDERS: dict[str, Contender] = {
@@ -1357,6 +1362,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"Runs per cell: {result['options']['runs']} "
         "(wall = median, min in brackets; other columns = median)."
         + (" Quick mode." if result["options"]["quick"] else ""),
+        f"gitmirror: {result['options'].get('gitmirror', '.venv/bin/gitmirror')}.",
         "",
         "| scenario | source | target before | expected delta |",
         "|---|---|---|---|",
@@ -1609,6 +1615,7 @@ def main(argv: list[str]) -> int:
             "incremental_n": INCR_N,
             "incremental_k": INCR_K,
             "receiver": args.run_receiver,
+            "gitmirror": installed.description(),
         },
         "contenders": {c.name: c.description for c, _ in contenders},
         "scenarios": {},
