@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from gitmirror.errors import MirrorError, UsageError
@@ -62,11 +64,25 @@ def _env_secret(name: str) -> str | None:
     return value
 
 
+@contextlib.contextmanager
+def _loading_modules() -> Iterator[None]:
+    """No cyclic garbage collection while modules load: imports allocate tens of thousands of objects
+    and free almost none, so the collections they set off find nothing (~6 ms of a no-op sync)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
-    from gitmirror.mirror.credentials import from_env_token
-    from gitmirror.mirror.engine import sync_mirror
-    from gitmirror.mirror.transport import Remote
-    from gitmirror.mirror.urls import PERMISSIVE
+    with _loading_modules():
+        from gitmirror.mirror.credentials import from_env_token
+        from gitmirror.mirror.engine import sync_mirror
+        from gitmirror.mirror.transport import Remote
+        from gitmirror.mirror.urls import PERMISSIVE
 
     source_url = _sync_remote(args.source, "SOURCE")
     target_url = _sync_remote(args.target, "TARGET")
