@@ -64,18 +64,23 @@ def _env_secret(name: str) -> str | None:
     return value
 
 
+class _Process:
+    own = False  # set by `run`: the interpreter runs this one command and exits
+
+
 @contextlib.contextmanager
 def _loading_modules() -> Iterator[None]:
     """No cyclic garbage collection while modules load: imports allocate tens of thousands of objects
-    and free almost none, so the collections they set off find nothing (~6 ms of a no-op sync). What
-    exists then is frozen (never scanned again: it lives as long as the process), or the first
-    collection after would scan all of it."""
+    and free almost none, so the collections they set off find nothing (~6 ms of a no-op sync). In a
+    process of its own what exists then is frozen (kept out of later collections: the modules live as
+    long as the process), or the first collection after would scan all of it."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if _Process.own:
+            gc.freeze()
         if enabled:
             gc.enable()
 
@@ -412,6 +417,7 @@ def run() -> NoReturn:
     import logging
     import threading
 
+    _Process.own = True
     code = main()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
