@@ -135,6 +135,28 @@ def test_local_paths_and_file_urls(tmp_path: Path, sync_env: dict[str, str]) -> 
     assert "not found" in json.loads(missing.stdout)["error"]
 
 
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path, sync_env: dict[str, str]) -> None:
+    src = g.init_bare(tmp_path / "src.git")
+    dst = g.init_bare(tmp_path / "dst.git")
+    tip = g.commit(src, MAIN, {"a": "1"})
+    # a --json report (~200 bytes a ref) far larger than a pipe's buffer (64 KiB)
+    updates = "".join(f"create refs/heads/branch-{i:04} {tip}\n" for i in range(2000))
+    g.run_git("--git-dir", str(src), "update-ref", "--stdin", input=updates)
+    proc = subprocess.Popen(
+        [GITMIRROR, "sync", str(src), str(dst), "--json"],
+        env=sync_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == b'{"status":'
+    proc.stdout.close()  # `| head -c 10`
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert g.refs(dst) == g.refs(src)  # the sync itself was done
+
+
 def test_dry_run_reports_the_plan_and_pushes_nothing(
     git_servers: GitServers, sync_env: dict[str, str]
 ) -> None:

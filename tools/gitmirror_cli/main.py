@@ -418,7 +418,12 @@ def run() -> NoReturn:
     import threading
 
     _Process.own = True
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:
+        # the reader of the output went away (`| head`): what ran is done, its report cannot be delivered
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     logging.shutdown()
