@@ -140,7 +140,7 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path, sync_env: dic
     dst = g.init_bare(tmp_path / "dst.git")
     tip = g.commit(src, MAIN, {"a": "1"})
     # a --json report (~200 bytes a ref) far larger than a pipe's buffer (64 KiB)
-    updates = "".join(f"create refs/heads/branch-{i:04} {tip}\n" for i in range(2000))
+    updates = "".join(f"create refs/heads/branch-{i:04} {tip}\n" for i in range(800))
     g.run_git("--git-dir", str(src), "update-ref", "--stdin", input=updates)
     proc = subprocess.Popen(
         [GITMIRROR, "sync", str(src), str(dst), "--json"],
