@@ -106,3 +106,30 @@ def test_a_dry_run_between_local_repositories_pushes_nothing(repos: tuple[Path, 
     plan = sync_mirror(Remote(parse_remote(str(src))), Remote(parse_remote(str(dst))), dry_run=True)
     assert plan.status == RunStatus.SUCCESS and plan.stats.pushes == 0
     assert {r.ref for r in plan.refs} == set(g.refs(src)) and g.refs(dst) == {}
+
+
+def test_thousands_of_refs_between_local_repositories(tmp_path: Path) -> None:
+    """Several pushes of 1,000 refs (git receive-pack told each ref's old value), then a few updates."""
+    src, dst = g.init_bare(tmp_path / "src.git"), g.init_bare(tmp_path / "dst.git")
+    tip = g.commit(src, MAIN, {"a": "1\n"})
+    names = [f"refs/heads/b-{i:04}" for i in range(2500)]
+    g.run_git(
+        "--git-dir", str(src), "update-ref", "--stdin", input="".join(f"create {n} {tip}\n" for n in names)
+    )
+    first = sync(src, dst)
+    assert first.status == RunStatus.SUCCESS and first.stats.pushes == 3
+    assert g.refs(dst) == g.refs(src)
+    moved = names[::250]
+    new = g.commit(src, None, {"b": "2\n"}, parents=[tip])
+    g.run_git(
+        "--git-dir", str(src), "update-ref", "--stdin", input="".join(f"update {n} {new}\n" for n in moved)
+    )
+    g.delete_ref(src, names[1])
+    second = sync(src, dst)
+    assert second.status == RunStatus.SUCCESS
+    assert {r.ref: r.action for r in second.refs} == {
+        **dict.fromkeys(moved, Action.UPDATE),
+        names[1]: Action.DELETE,  # merged into main (it points at main's tip)
+    }
+    assert g.refs(dst) == g.refs(src)
+    g.git(dst, "fsck", "--full")
