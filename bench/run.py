@@ -41,6 +41,7 @@ import lfs as lfs_bench
 import measure
 import receiver
 
+from gitmirror_dev.bigrefs import build_bigrefs
 from gitmirror_dev.gitserver import GitHTTPServer
 from gitmirror_dev.samples import find_bundle
 
@@ -199,6 +200,7 @@ class Config:
     manyrefs: int
     history_commits: int = 60_000
     manyrefs_changed: tuple[int, int] = (10_000, 100)  # branches, changed ones (manyrefs-incremental)
+    bigrefs: int = 400_000  # branches of bigrefs-noop ($BENCH_BIGREFS; 20,000 with --quick)
     fetch: bool = True
     _restored: dict[str, Path] = field(default_factory=dict)
 
@@ -411,6 +413,16 @@ def build_manyrefs(dst: Path, n: int) -> None:
     git("-C", dst, "symbolic-ref", "HEAD", "refs/heads/main")
     git("-C", dst, "pack-refs", "--all")
     server_repack(dst)
+
+
+def prep_bigrefs_noop(cfg: Config, src: Path) -> Prepared:
+    """cfg.bigrefs branches on both sides, the target equal to the source: a no-op that is all listing
+    (400,000 of them make a 50 MB ls-refs answer per side)."""
+    cached = _cached(f"bigrefs-{cfg.bigrefs}-v1.git", lambda p: build_bigrefs(p, cfg.bigrefs, SETUP_ENV))
+    template = cfg.work / "templates" / src.name
+    local_mirror(cached, template)
+    local_mirror(cached, src)
+    return Prepared(src, template, {"target": "identical to source", "branches": cfg.bigrefs + 1})
 
 
 def prep_blobs(cfg: Config, src: Path) -> Prepared:
@@ -662,6 +674,13 @@ SCENARIOS = {
             contenders=PEERS,
         ),
         Scenario("noop", "httpx; target already equals source", prep_noop, bundle="httpx"),
+        Scenario(
+            "bigrefs-noop",
+            "generated repo with 400,000 branches (a 50 MB ls-refs answer; 20,000 with --quick); target "
+            "already equals source",
+            prep_bigrefs_noop,
+            contenders=PEERS,
+        ),
         Scenario(
             "history-cold",
             "generated long history (60,000 commits; 5,000 with --quick) into an empty target",
@@ -1152,6 +1171,8 @@ GOAL_RSS_MIB = 150  # on the 200 MiB blob repository
 GOAL_RSS_BLOB_MIB = 200
 GOAL_LOCAL_TIME = 1.2  # x git clone --mirror + push --mirror between local repositories
 GOAL_RSS_BIGBLOB_MIB = 150  # peak RSS for an incremental delta holding a 1 GiB blob
+GOAL_RSS_BIGREFS_MIB = 150  # peak RSS of a no-op between two 50 MB advertisements (bigrefs-noop)
+GOAL_BIGREFS_LISTING_MB = 50
 
 
 def _summary(result: dict[str, Any], scenario: str, contender: str) -> dict[str, Any] | None:
@@ -1219,6 +1240,30 @@ def _range_pack_goal(result: dict[str, Any], scenario: str) -> dict[str, Any]:
         f"{fmt_bytes(ref)} for {info['range_commits']} commits)",
         "pass": ratio <= GOAL_DELETE_BYTES,
         "ratio": round(ratio, 3),
+    }
+
+
+def _bigrefs_goal(result: dict[str, Any]) -> dict[str, Any]:
+    """Peak RSS of the no-op between two listings of BIGREFS refs; judged only at the full size."""
+    goal = (
+        f"peak RSS ≤ {GOAL_RSS_BIGREFS_MIB} MiB for a {GOAL_BIGREFS_LISTING_MB} MB advertisement "
+        "(bigrefs-noop, both sides)"
+    )
+    gm = _summary(result, "bigrefs-noop", "gitmirror")
+    if gm is None:
+        return {"goal": goal, "measured": "not run", "pass": None}
+    if gm["check"] != "ok":
+        return {"goal": goal, "measured": f"gitmirror {gm['check']}", "pass": False}
+    branches = result["scenarios"]["bigrefs-noop"]["info"]["branches"]
+    peer = _summary(result, "bigrefs-noop", "git-fetch-delta")
+    measured = f"{gm['maxrss_mib']:.0f} MiB, {gm['wall_s_median']:.2f} s" + (
+        f" (git-fetch-delta {peer['maxrss_mib']:.0f} MiB, {peer['wall_s_median']:.2f} s)" if peer else ""
+    )
+    full = branches > 400_000
+    return {
+        "goal": goal,
+        "measured": measured + ("" if full else f"; {branches:,} branches, not 400,001"),
+        "pass": gm["maxrss_mib"] <= GOAL_RSS_BIGREFS_MIB if full else None,
     }
 
 
@@ -1310,6 +1355,7 @@ def goal_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             "pass": None if big is None or BIGBLOB_MIB < 1024 else big["maxrss_mib"] <= GOAL_RSS_BIGBLOB_MIB,
         }
     )
+    rows.append(_bigrefs_goal(result))
     goal = f"peak RSS ≤ {GOAL_RSS_MIB} MiB on the {GOAL_RSS_BLOB_MIB} MiB blob repository (blobs-cold)"
     gm = _summary(result, "blobs-cold", "gitmirror")
     blob_mib = result["options"]["blob_mib"]
@@ -1383,7 +1429,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         elif "changed" in info:
             delta = f"{info['changed']} commits on {info['changed']} branches"
         else:
-            delta = "none" if name == "noop" else "everything"
+            delta = "none" if name.endswith("noop") else "everything"
         lines.append(
             f"| {name} | {s['branches']} branches, {s['tags']} tags, {s['objects']} objects, "
             f"{s['size_mib']} MiB | {info['target']} | {delta} |"
@@ -1589,6 +1635,7 @@ def main(argv: list[str]) -> int:
         manyrefs=args.manyrefs,
         history_commits=args.history_commits,
         manyrefs_changed=(1000, 10) if args.quick else (10_000, 100),
+        bigrefs=20_000 if args.quick else int(os.environ.get("BENCH_BIGREFS", "400000")),
         fetch=not args.no_fetch,
     )
     creds = Creds.random()
@@ -1610,6 +1657,7 @@ def main(argv: list[str]) -> int:
             "manyrefs": args.manyrefs,
             "history_commits": args.history_commits,
             "manyrefs_changed": list(cfg.manyrefs_changed),
+            "bigrefs": cfg.bigrefs,
             "scenarios": args.scenario_list,
             "contenders": args.contender_list,
             "incremental_n": INCR_N,

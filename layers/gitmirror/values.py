@@ -73,7 +73,7 @@ class MirrorOptions:
         return bool(self.branch_filters) or self.branch_regex is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a run may decide 400,000 refs
 class RefUpdate:
     """One ref's decision and, after the push, its outcome.
 

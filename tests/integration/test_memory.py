@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gitmirror_dev.bigrefs import bigref_name, build_bigrefs
 from tests.conftest import GitServers
 from tests.integration.test_cli_sync import GITMIRROR
 from tests.support import gitrepo as g
@@ -114,3 +116,51 @@ def test_peak_rss_of_a_cold_and_of_a_full_run_does_not_grow_with_the_largest_blo
     for kind in ("cold", "full"):
         assert peaks[kind, 96 * MIB] - peaks[kind, 8 * MIB] < 24, peaks
         assert peaks[kind, 96 * MIB] < 150, peaks
+
+
+# Measured on the development machine with 100,000 branches of 79-character names a side, over a
+# baseline process syncing one ref: when each side held its own names and ids (and copies of both
+# in scope), a no-op cost 641 bytes a ref; with the target's listing held as its differences from
+# the source's, 265. The bound sits between the two.
+BIGREFS = 100_000
+MAX_BYTES_PER_REF = 420
+
+
+@pytest.mark.slow
+def test_peak_rss_of_a_no_op_sync_of_two_large_listings_holds_the_refs_once(
+    git_servers: GitServers, sync_env: dict[str, str], tmp_path: Path
+) -> None:
+    baseline_src = git_servers.source.create_bare("small.git")
+    g.commit(baseline_src, MAIN, {"README": "small\n"})
+    small = [GITMIRROR, "sync", "--json", git_servers.source.repo_url("small.git")]
+    g.init_bare(git_servers.target.repo_path("small.git"))
+    peak_rss_mib([*small, git_servers.target.repo_url("small.git")], sync_env)  # the cold mirror
+    baseline, payload = peak_rss_mib([*small, git_servers.target.repo_url("small.git")], sync_env)
+    assert payload["status"] == "success" and payload["refs"] == []
+
+    src = git_servers.source_path
+    shutil.rmtree(src)
+    build_bigrefs(src, BIGREFS)
+    shutil.rmtree(git_servers.target_path)
+    g.git(tmp_path, "clone", "-q", "--mirror", "--local", str(src), str(git_servers.target_path))
+    command = [GITMIRROR, "sync", "--json", git_servers.source_url, git_servers.target_url]
+    peak, payload = peak_rss_mib(command, sync_env)
+    assert payload["status"] == "success"
+    assert payload["refs"] == []  # equal: nothing to push
+    per_ref = (peak - baseline) * MIB / BIGREFS
+    print(
+        f"no-op of 2 x {BIGREFS:,} refs: {peak:.0f} MiB, baseline {baseline:.0f} MiB: {per_ref:.0f} B a ref"
+    )
+    assert per_ref < MAX_BYTES_PER_REF, (peak, baseline, per_ref)
+
+    # one ref moved among them: still found and pushed (the shared listing is not blind to it)
+    moved = bigref_name(BIGREFS // 2)
+    g.commit(src, moved, {"moved": "one more commit\n"})
+    peak, payload = peak_rss_mib(command, sync_env)
+    assert payload["status"] == "success"
+    assert [(r["ref"], r["action"]) for r in payload["refs"]] == [(moved, "update")]
+    assert g.rev_parse(git_servers.target_path, moved) == g.rev_parse(src, moved)
+    # nor held again to plan, fetch and push the one that moved (1,200 bytes a ref before, at 400,000)
+    per_ref = (peak - baseline) * MIB / BIGREFS
+    print(f"one moved among them: {peak:.0f} MiB: {per_ref:.0f} B a ref")
+    assert per_ref < MAX_BYTES_PER_REF, (peak, baseline, per_ref)

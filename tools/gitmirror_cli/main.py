@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from gitmirror.errors import MirrorError, UsageError
 from gitmirror.scrub import register_secret, scrub
@@ -139,7 +140,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if display is not None:
             display.close()
     if args.json:
-        print(json.dumps(sync_json(result)))
+        write_sync_json(result, sys.stdout)
     else:
         print(scrub(format_summary(result, source_url.url, target_url.url)))
     return exit_for_status(result.status)
@@ -173,6 +174,23 @@ def sync_json(result: SyncResult) -> dict[str, object]:
     if result.dry_run:
         payload["dry_run"] = True
     return json.loads(scrub(json.dumps(payload)))
+
+
+# `--json` refs are written this many at a time: 400,000 of them held at once as dicts and as text
+# would take several times the memory of the run itself.
+JSON_REFS_PER_WRITE = 1000
+
+
+def write_sync_json(result: SyncResult, out: TextIO) -> None:
+    """`sync_json(result)` as one line of JSON on `out`, written a slice of the refs at a time (the
+    same text as `json.dumps(sync_json(result))`)."""
+    head, tail = json.dumps(sync_json(dataclasses.replace(result, refs=[]))).split('"refs": []', 1)
+    out.write(head + '"refs": [')
+    refs = result.refs
+    for start in range(0, len(refs), JSON_REFS_PER_WRITE):
+        piece = [r.to_dict() for r in refs[start : start + JSON_REFS_PER_WRITE]]
+        out.write((", " if start else "") + json.dumps(json.loads(scrub(json.dumps(piece))))[1:-1])
+    out.write("]" + tail + "\n")
 
 
 def format_summary(result: SyncResult, source: str, target: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from dulwich.repo import Repo
@@ -42,7 +42,7 @@ class _Chunker:
         run: _Run,
         workdir: str,
         graph: CommitGraph,
-        target_refs: dict[str, str],
+        target_refs: Mapping[str, str],
         before_push: Callable[[_Run, Repo], None],
     ) -> None:
         assert run.max_push_bytes is not None
@@ -239,8 +239,8 @@ def push_in_chunks(
     run: _Run,
     workdir: str,
     graph: CommitGraph,
-    source_refs: dict[str, str],
-    target_refs: dict[str, str],
+    source_refs: Mapping[str, str],
+    target_refs: Mapping[str, str],
     default_branch: str | None,
     skipped: list[RefUpdate],
     before_push: Callable[[_Run, Repo], None],

@@ -7,11 +7,12 @@ and turns what happened into a `SyncResult`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from typing import TYPE_CHECKING
 
@@ -25,11 +26,14 @@ from gitmirror.mirror.planner import (
     AncestryOracle,
     batch_ref_updates,
     divergent_refs,
+    names_that_may_differ,
     plan_ref_updates,
+    same_in_scope,
     scoped_refs,
 )
+from gitmirror.mirror.refmaps import ListingDelta
 from gitmirror.mirror.transport.deadline import Deadline
-from gitmirror.mirror.transport.remote import PushOutcome, Remote, ThinPackRefused
+from gitmirror.mirror.transport.remote import PushOutcome, RefListing, Remote, ThinPackRefused
 from gitmirror.scrub import one_line, scrub
 from gitmirror.values import (
     Action,
@@ -99,7 +103,7 @@ class _Run:
         # fetches the delta again, not thin, for a target that cannot take the thin one as it is
         self.refetch_whole: Callable[[], FetchedPack] | None = None
         self.target_peeled: dict[str, str] = {}  # the target's annotated tag ids -> what they peel to
-        self.tips: set[str] = set()  # the source tips in scope (and its default branch's)
+        self.tips: _SourceTips | None = None  # the source tips in scope (and its default branch's)
         self.history_pointers: set[LfsPointer] | None = None  # full mode: the whole history's, read once
         self.max_push_bytes = max_push_bytes
         self.time_limit = time_limit
@@ -260,19 +264,26 @@ def sync_mirror(
         transfer = "none"
         try:
             run.report("listing")
-            # Both sides' refs at once: the two advertisements are independent round trips.
+            # Both sides' refs at once: the two advertisements are independent round trips. The
+            # target's answer is read once the source's is, against it: what they share is held once.
+            source_listed: futures.Future[RefListing | None] = futures.Future()
+            target.listing_like = lambda: _shared_base(source_listed.result())
             target_listing = run.background.submit(target.list_refs)
             try:
                 src = source.list_refs()
+                source_listed.set_result(src)
             finally:
+                if not source_listed.done():
+                    source_listed.set_result(None)
                 futures.wait([target_listing])  # a source failure is reported first, as when listing in turn
+                target.listing_like = None
             dst = target_listing.result()
-            source_refs = scoped_refs(src.refs, options)
-            target_refs = scoped_refs(dst.refs, options)
             default_branch = src.head if src.head in src.refs else None
             # equal in scope: nothing to create, update or delete (full mode still reads the history's
             # LFS pointers: objects an earlier run left behind are copied)
-            if source_refs != target_refs or (mode == "full" and options.lfs and not dry_run):
+            if not same_in_scope(src.refs, dst.refs, options) or (
+                mode == "full" and options.lfs and not dry_run
+            ):
                 run.target_peeled = {
                     dst.refs[ref]: peeled for ref, peeled in dst.peeled.items() if ref in dst.refs
                 }
@@ -319,6 +330,11 @@ def sync_mirror(
         lfs=run.lfs,
         remaining_refs=sorted(set(run.remaining)),
     )
+
+
+def _shared_base(listing: RefListing | None) -> Mapping[str, str] | None:
+    """The source's refs for the target's listing to share, when they came in ascending order."""
+    return listing.refs if listing is not None and listing.ascending else None
 
 
 def _one_push_budget(run: _Run, refs: list[str]) -> int | None:
@@ -469,7 +485,7 @@ def _history_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
     fetched = FetchedPack(repo)
     follower = PointerFollower(fetched)
     try:
-        run.source.fetch_pack_file(repo, run.tips, [], into=fetched)
+        run.source.fetch_pack_file(repo, run.tips.all() if run.tips is not None else set(), [], into=fetched)
         found = _resolved(run, store, follower.result())
         if found is None:
             raise ProtocolFailure(
@@ -521,41 +537,124 @@ def _copy_step_lfs(run: _Run, store: Repo) -> None:
     )
 
 
-def _tips_to_place(source: dict[str, str], target: dict[str, str], keep_divergent_refs: bool) -> bool:
+def _tips_to_place(
+    source: Mapping[str, str], target: Mapping[str, str], tips: _SourceTips, keep_divergent_refs: bool
+) -> bool:
     """Whether the planner may ask about a target tip that is not also a source tip (both maps in
     scope): the old tips of updated refs with keep-divergent-refs on, else those of target-only refs
     (the deletion rule). A target tip equal to a source tip is known to the source."""
-    tips = set(source.values())
-    return any(
-        sha not in tips and (ref in source if keep_divergent_refs else ref not in source)
-        for ref, sha in target.items()
-        if source.get(ref) != sha
-    )
+    asked = {
+        sha
+        for ref in names_that_may_differ(target, source)
+        if source.get(ref) != (sha := target[ref])
+        and (ref in source if keep_divergent_refs else ref not in source)
+    }
+    return bool(asked - tips.among(asked))
 
 
-def _haves(target_refs: dict[str, str], source_refs: dict[str, str], default_branch: str | None) -> list[str]:
+class _SourceTips:
+    """The tips of the source's refs in scope and of its default branch. The whole set is built only
+    where a path needs it (400,000 tips are 16 MiB a set); most runs ask about a few."""
+
+    def __init__(
+        self, in_scope: Mapping[str, str], source_refs: Mapping[str, str], default_branch: str | None
+    ) -> None:
+        self.in_scope = in_scope
+        self.default_tip = source_refs[default_branch] if default_branch is not None else None
+        self._all: set[str] | None = None
+
+    def all(self) -> set[str]:
+        if self._all is None:
+            self._all = set(self.in_scope.values())
+            if self.default_tip is not None:
+                self._all.add(self.default_tip)
+        return self._all
+
+    def among(self, candidates: set[str]) -> set[str]:
+        """Those of `candidates` that are tips (one pass over the refs while the set is not built)."""
+        if not candidates:
+            return set()
+        if self._all is not None:
+            return candidates & self._all
+        found = {sha for sha in self.in_scope.values() if sha in candidates}
+        if self.default_tip in candidates:
+            found.add(self.default_tip)
+        return found
+
+
+def _tips_target_lacks(target_refs: Mapping[str, str], source_refs: Mapping[str, str]) -> set[str] | None:
+    """The source's tips the target holds under no name, when the target is held as its differences
+    from the source (None otherwise): only the old tips of the refs it changes or lacks may be gone."""
+    if not (isinstance(target_refs, ListingDelta) and target_refs.base is source_refs):
+        return None
+    differing = target_refs.differing()
+    maybe_gone = {source_refs[name] for name in differing if name in source_refs}
+    maybe_gone -= set(target_refs.changed.values())
+    if maybe_gone:  # still held by a ref the target did not change
+        maybe_gone -= {
+            sha for name, sha in source_refs.items() if sha in maybe_gone and name not in differing
+        }
+    return maybe_gone
+
+
+class _Haves:
     """The target's tips to offer as `have`s, most useful first (negotiation rounds stop once the source
     is ready): the default branch, the refs about to move (their new commits sit on their old tips),
-    the other refs the source has, then the target's own."""
-    order = sorted(
-        target_refs.items(),
-        key=lambda item: (
-            item[0] != default_branch,
-            source_refs.get(item[0], item[1]) == item[1],
-            item[0] not in source_refs,
-            item[0],
-        ),
-    )
-    seen: dict[str, None] = {}
-    for _ref, sha in order:
-        seen.setdefault(sha, None)
-    return list(seen)
+    the other refs the source has, then the target's own; by name within each. Produced as they are
+    read, each tip once: the first rounds are usually all that is read of 400,000."""
+
+    def __init__(
+        self, target_refs: Mapping[str, str], source_refs: Mapping[str, str], default_branch: str | None
+    ) -> None:
+        self.target_refs = target_refs
+        moving: list[str] = []
+        own: list[str] = []
+        # held as its differences from the source: only those names can be moving or the target's own
+        self.shared = isinstance(target_refs, ListingDelta) and target_refs.base is source_refs
+        differing = (
+            target_refs.changed if isinstance(target_refs, ListingDelta) and self.shared else target_refs
+        )
+        for name in differing:
+            listed = source_refs.get(name)
+            if name == default_branch:
+                continue
+            if listed is None:
+                own.append(name)
+            elif listed != target_refs[name]:
+                moving.append(name)
+        self.first = [default_branch] if default_branch is not None and default_branch in target_refs else []
+        self.moving, self.own = sorted(moving), sorted(own)
+
+    def __bool__(self) -> bool:
+        return bool(self.target_refs)
+
+    def __iter__(self) -> Iterator[str]:
+        placed = {*self.first, *self.moving, *self.own}
+        # a shared listing iterates in its (ascending) base's order: no sorted copy of 400,000 names
+        names = self.target_refs if self.shared else sorted(self.target_refs)
+        equal = (name for name in names if name not in placed)
+        seen: set[str] = set()
+        for name in itertools.chain(self.first, self.moving, equal, self.own):
+            sha = self.target_refs[name]
+            if sha not in seen:
+                seen.add(sha)
+                yield sha
+
+    def unlisted(self, source_refs: Mapping[str, str]) -> list[str]:
+        """The tips the source does not list, in this order: only the target's changes can be such."""
+        if not self.shared:
+            source_tips = set(source_refs.values())
+            return [h for h in self if h not in source_tips]
+        candidates = {self.target_refs[name] for name in (*self.first, *self.moving, *self.own)}
+        listed = {sha for sha in source_refs.values() if sha in candidates}
+        names = itertools.chain(self.first, self.moving, self.own)
+        return list(dict.fromkeys(sha for name in names if (sha := self.target_refs[name]) not in listed))
 
 
 def _transfer(
     run: _Run,
-    source_refs: dict[str, str],
-    target_refs: dict[str, str],
+    source_refs: Mapping[str, str],
+    target_refs: Mapping[str, str],
     default_branch: str | None,
     workdir_parent: str | None,
     skipped: list[RefUpdate],
@@ -577,13 +676,11 @@ def _transfer(
     if run.target.can_push_locally_from(run.source):
         return _local_transfer(run, source_refs, target_refs, default_branch, skipped)
     in_scope = scoped_refs(source_refs, run.options)
-    tips = set(in_scope.values())
-    if default_branch is not None:
-        tips.add(source_refs[default_branch])
+    tips = _SourceTips(in_scope, source_refs, default_branch)
     # Only what the target lacks is asked for: a tip the target already has (under any name) comes
     # with nothing new, and with thousands of refs the want lines alone would be megabytes.
-    target_tips = set(target_refs.values())
-    wants = tips - target_tips
+    lacking = _tips_target_lacks(target_refs, source_refs)
+    wants = tips.among(lacking) if lacking is not None else tips.all() - set(target_refs.values())
     with scratch_directory(workdir_parent) as workdir:
         repos: list[Repo] = []
         try:
@@ -592,25 +689,30 @@ def _transfer(
             run.check_time("fetching")
             run.report("fetching")
             run.tips = tips
-            haves = _haves(target_refs, source_refs, default_branch)
+            haves = _Haves(target_refs, source_refs, default_branch)
             if not haves:
                 run.history_pointers = set()  # the pack sent is the whole history: its scan is enough
 
             # Asked about only the target tips the source does not list (it has those it lists);
             # any source tip serves as the negotiation's want.
-            source_tips = set(source_refs.values())
-            unlisted = [h for h in haves if h not in source_tips]
+            unlisted = haves.unlisted(source_refs)
 
             def ask_source() -> set[str] | None:
-                known = run.source.known_objects(sorted(wants or tips)[:1], unlisted)
-                return None if known is None else known | (target_tips & source_tips)
+                want = min(wants) if wants else min(tips.all(), default=None)
+                known = run.source.known_objects([] if want is None else [want], unlisted)
+                if known is None:
+                    return None
+                source_tips = set(source_refs.values())
+                if lacking is not None:  # the target holds every source tip but those
+                    return known | (source_tips - lacking)
+                return known | (set(target_refs.values()) & source_tips)
 
             # Which target tips the source has matters only for tips the delta cannot place; ask
             # while the pack downloads, so the answer is there if the planner needs it.
             negotiation = (
                 run.background.submit(ask_source)
                 if _tips_to_place(
-                    in_scope, scoped_refs(target_refs, run.options), run.options.keep_divergent_refs
+                    in_scope, scoped_refs(target_refs, run.options), tips, run.options.keep_divergent_refs
                 )
                 else None
             )
@@ -625,7 +727,7 @@ def _transfer(
                 if run.pointer_scan is not None:
                     run.pointer_scan.stop()
                     run.pointer_scan = None  # each chunk's pointers are read from its own pack
-                graph = fetch_commit_graph(run, workdir, repos, tips)
+                graph = fetch_commit_graph(run, workdir, repos, tips.all())
                 push_in_chunks(
                     run, workdir, graph, source_refs, target_refs, default_branch, skipped, _copy_step_lfs
                 )
@@ -672,7 +774,7 @@ def _transfer(
 
             oracle: AncestryOracle = LayeredOracle(
                 lambda: CommitGraph(_delta_commits(fetched), complete=False),
-                lambda: fetch_commit_graph(run, workdir, repos, tips),
+                lambda: fetch_commit_graph(run, workdir, repos, tips.all()),
                 # not asked in advance: ask now (one round), should the planner need it after all
                 negotiation.result if negotiation is not None else ask_source,
                 run.target_peeled,
@@ -708,8 +810,8 @@ def _stream_into_empty_target(
     store: Repo,
     fetched: FetchedPack,
     wants: set[str],
-    source_refs: dict[str, str],
-    target_refs: dict[str, str],
+    source_refs: Mapping[str, str],
+    target_refs: Mapping[str, str],
     default_branch: str | None,
 ) -> None:
     """Mirror into a target that has no branch or tag: plan first (creations only), then push the first
@@ -736,7 +838,11 @@ def _stream_into_empty_target(
         return run.target.push(store, _updates(batches[0]), fetched=stream)
 
     run.check_time("pushing")
-    with stream, futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-stream") as pool:
+    with (
+        _pushing_only(run, decisions, carry_pack=True),
+        stream,
+        futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-stream") as pool,
+    ):
         pushing = pool.submit(push_as_it_downloads)
         try:
             run.source.fetch_pack_file(store, wants, [], into=fetched)
@@ -766,8 +872,8 @@ def _stream_into_empty_target(
 
 def _local_transfer(
     run: _Run,
-    source_refs: dict[str, str],
-    target_refs: dict[str, str],
+    source_refs: Mapping[str, str],
+    target_refs: Mapping[str, str],
     default_branch: str | None,
     skipped: list[RefUpdate],
 ) -> str:
@@ -786,8 +892,8 @@ def _local_transfer(
 def _plan_and_push(
     run: _Run,
     store: Repo,
-    source_refs: dict[str, str],
-    target_refs: dict[str, str],
+    source_refs: Mapping[str, str],
+    target_refs: Mapping[str, str],
     default_branch: str | None,
     oracle: AncestryOracle,
     skipped: list[RefUpdate],
@@ -806,7 +912,33 @@ def _plan_and_push(
         )
     ):
         _copy_lfs_objects(run, store)
-    _push_batches(run, store, batch_ref_updates(decisions, default_branch, run.batch_size))
+    with _pushing_only(run, decisions):
+        _push_batches(run, store, batch_ref_updates(decisions, default_branch, run.batch_size))
+
+
+class _PlannedNames:
+    """The refs a plan pushes, as a set made on the first lookup (an empty target asks none)."""
+
+    def __init__(self, decisions: list[RefUpdate]) -> None:
+        self._decisions = decisions
+        self._names: set[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        if self._names is None:
+            self._names = {d.ref for d in self._decisions}
+        return name in self._names
+
+
+@contextlib.contextmanager
+def _pushing_only(run: _Run, decisions: list[RefUpdate], carry_pack: bool = False) -> Iterator[None]:
+    """While a plan's pushes carry their own pack (no haves needed): of receive-pack's advertisement
+    only the pushed refs' old values matter (the target's refs are known from its listing)."""
+    if carry_pack or run.fetched is not None:
+        run.target.pushing_only = _PlannedNames(decisions)
+    try:
+        yield
+    finally:
+        run.target.pushing_only = None
 
 
 def _push_batches(

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from gitmirror.mirror.refmaps import ListingDelta
 from gitmirror.values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
 
 if TYPE_CHECKING:
@@ -70,9 +71,37 @@ def in_scope(name: str, matcher: BranchMatcher | None) -> bool:
     return matcher.matches(name[len(BRANCH_PREFIX) :])
 
 
-def scoped_refs(refs: Mapping[str, str], options: MirrorOptions) -> dict[str, str]:
+def scoped_refs(refs: Mapping[str, str], options: MirrorOptions) -> Mapping[str, str]:
+    """The refs in scope. Most of a large listing usually is: then a view of it without the others
+    (`refmaps.ListingDelta`), not a copy."""
     matcher = compile_branch_matcher(options)
-    return {name: sha for name, sha in refs.items() if in_scope(name, matcher)}
+    base, changed, missing = (
+        (refs.base, refs.changed, refs.missing) if isinstance(refs, ListingDelta) else (refs, {}, set())
+    )
+    outside = {name for name in base if name not in missing and not in_scope(name, matcher)}
+    if 4 * len(outside) > len(base):
+        return {name: sha for name, sha in refs.items() if in_scope(name, matcher)}
+    kept = {name: sha for name, sha in changed.items() if in_scope(name, matcher)}
+    return ListingDelta(base, kept, missing | outside)
+
+
+def same_in_scope(
+    source_refs: Mapping[str, str], target_refs: Mapping[str, str], options: MirrorOptions
+) -> bool:
+    """Whether the two listings are equal in scope (nothing to create, update or delete); without a
+    copy of either when the target is held as its differences from the source."""
+    if isinstance(target_refs, ListingDelta) and target_refs.base is source_refs:
+        matcher = compile_branch_matcher(options)
+        return not any(in_scope(name, matcher) for name in target_refs.differing())
+    return scoped_refs(source_refs, options) == scoped_refs(target_refs, options)
+
+
+def names_that_may_differ(refs: Mapping[str, str], other: Mapping[str, str]) -> list[str]:
+    """The names of `refs` whose entry `other` may not equal, sorted: all of them, or when both are
+    views of one listing (`ListingDelta`s of the same base) only those either view changes."""
+    if isinstance(refs, ListingDelta) and isinstance(other, ListingDelta) and refs.base is other.base:
+        return sorted(name for name in refs.differing() | other.differing() if name in refs)
+    return sorted(refs)
 
 
 def plan_ref_updates(
@@ -91,7 +120,8 @@ def plan_ref_updates(
     target = scoped_refs(target_refs, options)
     decisions: list[RefUpdate] = []
 
-    for ref, new in sorted(source.items()):
+    for ref in names_that_may_differ(source, target):
+        new = source[ref]
         old = target.get(ref)
         if old is None:
             decisions.append(RefUpdate(ref=ref, action=Action.CREATE, new=new))
@@ -107,9 +137,10 @@ def plan_ref_updates(
             decisions.append(RefUpdate(ref=ref, action=Action.SKIP_DIVERGENT, old=old, new=new))
 
     default_tip = source_refs.get(default_branch) if default_branch else None
-    for ref, old in sorted(target.items()):
+    for ref in names_that_may_differ(target, source):
         if ref in source or options.keep_divergent_refs or default_tip is None:
             continue
+        old = target[ref]
         # The deletion rule: only work already merged into the default branch may disappear.
         if oracle.is_ancestor(old, default_tip):
             decisions.append(RefUpdate(ref=ref, action=Action.DELETE, old=old))

@@ -8,7 +8,7 @@ without `done` that dulwich does not offer).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from dulwich.errors import GitProtocolError, NotGitRepository
 from dulwich.protocol import Protocol, pkt_line
 
 from gitmirror.errors import ProtocolFailure
+from gitmirror.mirror.refmaps import SharedListingBuilder
 from gitmirror.mirror.transport.stats import TransferStats
 from gitmirror.scrub import one_line, scrub
 
@@ -60,15 +61,25 @@ class V2Listing:
 
     dulwich would first build a map of bytes (what it read) that the caller then converts: two copies
     of a listing that may hold 500,000 refs. Lines are `oid name [symref-target:T] [peeled:P]`.
+    `like`, when given, is called once the answer arrives for the other side's refs (None: none): an
+    answer in the same (ascending) order is then held as its differences from them (`refmaps`).
     """
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, like: Callable[[], Mapping[str, str] | None] | None = None) -> None:
         self.where = where
-        self.refs: dict[str, str] = {}  # unborn refs and symbolic refs (but HEAD) are left out
+        self.refs: Mapping[str, str] = {}  # unborn refs and symbolic refs (but HEAD) are left out
         self.symrefs: dict[str, str] = {}
         self.peeled: dict[str, str] = {}
+        self.ascending = True  # whether the refs came in ascending name order (git sorts them)
+        self._like = like
 
     def read(self, proto: Protocol) -> None:
+        base = self._like() if self._like is not None else None
+        shared = SharedListingBuilder(base) if isinstance(base, dict) and base else None
+        refs: dict[str, str] = {}
+        add = shared.add if shared is not None else refs.__setitem__
+        count = 0
+        last = ""
         for pkt in proto.read_pkt_seq():
             parts = pkt.rstrip(b"\n").split(b" ")
             if parts[0] == b"ERR":
@@ -83,9 +94,14 @@ class V2Listing:
                     self.peeled[name] = valid_object_id(attribute[7:], parts[1], self.where)
             if parts[0] == b"unborn" or (name in self.symrefs and name != "HEAD"):
                 continue
-            self.refs[name] = valid_object_id(parts[0], parts[1], self.where)
-            if len(self.refs) > MAX_REFS:
+            add(name, valid_object_id(parts[0], parts[1], self.where))
+            if name <= last:
+                self.ascending = False
+            last = name
+            count += 1
+            if count > MAX_REFS:
                 raise ProtocolFailure(f"{self.where} advertised more than {MAX_REFS:,} refs")
+        self.refs = shared.result() if shared is not None else refs
 
 
 def _flush_only() -> Callable[[int], bytes]:
@@ -97,6 +113,51 @@ def _flush_only() -> Callable[[int], bytes]:
         return out
 
     return read
+
+
+def advertised_refs_among(read: Callable[[int], bytes], names: Container[str]) -> Callable[[int], bytes]:
+    """A receive-pack advertisement (pkt-lines `oid name`) as dulwich reads it, less the refs not in
+    `names`: dulwich holds what it reads in several copies, and only the refs pushed are looked at.
+    The first line (the capabilities), the service line and `.have` lines are kept."""
+    out = bytearray()
+    first = True
+    intact = True  # False once the framing is broken: passed through for dulwich to report
+
+    def next_line() -> bool:
+        nonlocal first, intact
+        head = read(4)
+        if not intact or len(head) < 4:
+            out.extend(head)
+            return bool(head)
+        try:
+            length = int(head, 16)
+        except ValueError:
+            intact = False
+            out.extend(head)
+            return True
+        if length < 4:
+            out.extend(head)
+            return True
+        payload = read(length - 4)
+        line = payload.rstrip(b"\n")
+        kept = first or line.startswith(b"# service=") or b"\0" in line
+        if not kept:
+            name = line.split(b" ", 1)[-1]
+            kept = name == b".have" or raw_ref_name(name) in names
+        if not line.startswith(b"# service="):
+            first = False
+        if kept:
+            out.extend(head + payload)
+        return True
+
+    def filtered(n: int) -> bytes:
+        while len(out) < n and next_line():
+            pass
+        data = bytes(out[:n])
+        del out[:n]
+        return data
+
+    return filtered
 
 
 class ListingGuard:
@@ -278,10 +339,12 @@ class MirrorHttpClient(Urllib3HttpGitClient):
         if known is not None:
             self.dumb = False
             refs, capabilities, url = known
-            return dict(refs), set(capabilities), url, {}, {}
+            # not copied (400,000 refs are 20 MiB a copy): dulwich reads old refs, `Remote._pushed`
+            # updates them once the push is over
+            return refs, set(capabilities), url, {}, {}
         result = super()._discover_references(b"git-receive-pack", base_url, *args, **kwargs)
         if not self.dumb:
-            self._owner.receive_advertisement = (dict(result[0]), set(result[1]), result[2])
+            self._owner.receive_advertisement = (result[0], set(result[1]), result[2])
         return result
 
     def _http_request(
@@ -350,4 +413,6 @@ class MirrorHttpClient(Urllib3HttpGitClient):
             del buffered[:n]
             return out
 
+        if "/info/refs?service=git-receive-pack" in url and self._owner.pushing_only is not None:
+            return resp, advertised_refs_among(counting_read, self._owner.pushing_only)
         return resp, counting_read

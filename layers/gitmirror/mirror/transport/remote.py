@@ -8,10 +8,11 @@ policy, and errors mapped to `gitmirror.errors`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -106,17 +107,18 @@ HAVES_PER_ROUND = 256
 
 
 def _negotiated(
-    client: MirrorHttpClient, path: bytes, wants: list[ObjectID], haves: list[bytes]
+    client: MirrorHttpClient, path: bytes, wants: list[ObjectID], haves: Iterable[str]
 ) -> list[bytes]:
     """The haves the source has, found in protocol-v2 negotiation rounds of HAVES_PER_ROUND each (those
     found common so far are repeated: the server keeps no state between requests) until the server is
-    ready or every have was offered, as git does. A server without v2 gets the first round's haves."""
+    ready or every have was offered, as git does. A server without v2 gets the first round's haves.
+    Read a round at a time: a target may have 500,000 tips, and the first rounds usually do."""
     common: list[bytes] = []
-    for start in range(0, len(haves), HAVES_PER_ROUND):
-        offered = haves[start : start + HAVES_PER_ROUND]
+    for batch in itertools.batched(haves, HAVES_PER_ROUND):
+        offered = [h.encode("ascii") for h in batch]
         answer = client.negotiate(path, list(wants), common + offered)
         if answer is None:
-            return haves[:HAVES_PER_ROUND]
+            return offered
         found, ready = answer
         common += [h for h in offered if h in found]
         if ready:
@@ -126,10 +128,12 @@ def _negotiated(
 
 @dataclass
 class RefListing:
-    refs: dict[str, str]
+    # a dict, or (the target's, see `list_refs`'s `like`) a `refmaps.ListingDelta` of the source's
+    refs: Mapping[str, str]
     head: str | None  # full ref name HEAD points to, when advertised
     symrefs: dict[str, str] = field(default_factory=dict)  # symbolic ref -> its target (not in `refs`)
     peeled: dict[str, str] = field(default_factory=dict)  # annotated tag ref -> the object it peels to
+    ascending: bool = False  # the refs came in ascending name order: another listing may share them
 
 
 class ThinPackRefused(ProtocolFailure):
@@ -169,6 +173,11 @@ class Remote:
         # receive-pack's advertisement as this run's pushes left it: refs, capabilities, URL
         self.receive_advertisement: tuple[dict[bytes, bytes], set[bytes], str] | None = None
         self.deadline: Deadline | None = None  # the run's, set by the engine for the run's duration
+        # set by the engine while its pushes carry their own pack (no haves needed): receive-pack's
+        # advertisement is then kept for these refs only (a target may list 500,000)
+        self.pushing_only: Container[str] | None = None
+        # set by the engine while both sides are listed: the source's refs, for the target's to share
+        self.listing_like: Callable[[], Mapping[str, str] | None] | None = None
 
     def __repr__(self) -> str:
         return f"Remote({self.url.url!r})"
@@ -247,18 +256,22 @@ class Remote:
         """The remote's branches and tags (and HEAD), as `git ls-remote --symref` lists them: upload-pack's
         protocol-v2 `ls-refs` with `symrefs` and `peel`. Symbolic refs are left out of `refs` (they are
         never mirrored; pushing to one writes its referent) and reported in `symrefs`. Under protocol v0
-        only HEAD's target is advertised, so a symbolic branch or tag there looks like a real one."""
+        only HEAD's target is advertised, so a symbolic branch or tag there looks like a real one.
+
+        `listing_like` (when set): called once a protocol-v2 answer arrives (it may wait), for refs this
+        listing probably mostly equals (the other side's, listed in ascending order): equal entries are
+        then shared (see `refmaps`)."""
         client, path = self._client()
         where = scrub(self.url.url)
         with mapped_errors(self):
             if isinstance(client, MirrorHttpClient):
-                client.listing = V2Listing(where)
+                client.listing = V2Listing(where, self.listing_like)
                 raw, _caps, _url, raw_symrefs, raw_peeled = client._discover_references(
                     b"git-upload-pack", client._get_url(path), ref_prefix=LISTED_PREFIXES
                 )
                 if client.protocol_version == 2:
                     v2 = client.listing
-                    return RefListing(v2.refs, v2.symrefs.get("HEAD"), v2.symrefs, v2.peeled)
+                    return RefListing(v2.refs, v2.symrefs.get("HEAD"), v2.symrefs, v2.peeled, v2.ascending)
             else:
                 # read from the repository itself: dulwich's `git upload-pack` subprocess speaks v0 only
                 result = LocalGitClient().get_refs(path)
@@ -306,7 +319,7 @@ class Remote:
         self,
         repo: Repo,
         wants: set[str],
-        haves: list[str],
+        haves: Iterable[str],
         *,
         filter_spec: bytes | None = None,
         limit: int | None = None,
@@ -332,15 +345,19 @@ class Remote:
         def determine_wants(refs: Mapping[Ref, ObjectID | None], depth: int | None = None) -> list[ObjectID]:
             return want_ids
 
-        offered = [h.encode("ascii") for h in haves]
+        offered: list[bytes]
         try:
             if want_ids:
                 client, path = self._client(thin=thin)
                 if isinstance(client, MirrorHttpClient):
                     client.reuse_discovery = True
                 with mapped_errors(self):
-                    if isinstance(client, MirrorHttpClient) and len(offered) > HAVES_PER_ROUND:
-                        offered = _negotiated(client, path, want_ids, offered)
+                    listed = iter(haves)
+                    head = list(itertools.islice(listed, HAVES_PER_ROUND + 1))
+                    if isinstance(client, MirrorHttpClient) and len(head) > HAVES_PER_ROUND:
+                        offered = _negotiated(client, path, want_ids, itertools.chain(head, listed))
+                    else:
+                        offered = [h.encode("ascii") for h in itertools.chain(head, listed)]
                     walker = _OfferHaves(offered)
                     client.fetch_pack(
                         path,
@@ -499,7 +516,9 @@ class Remote:
         refs = advertisement[0]
         for ref, (_old, new) in updates.items():
             key = ref.encode("utf-8", "surrogateescape")
-            if new is None:
+            if new is None or self.pushing_only is not None:
+                # a plan pushes each of its refs once: an applied one is not looked up again (400,000
+                # created refs would otherwise pile up here)
                 refs.pop(key, None)
             else:
                 refs[key] = new.encode("ascii")
