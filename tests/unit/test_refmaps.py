@@ -161,3 +161,17 @@ def test_receive_pack_advertisement_keeps_the_capabilities_and_the_named_refs_on
         b"refs/heads/c": sha(4).encode(),
     }
     assert capabilities == {b"report-status", b"ofs-delta"}
+
+
+def test_an_error_in_a_receive_pack_advertisement_is_kept() -> None:
+    stream = bytearray(pkt_line(b"# service=git-receive-pack\n") + b"0000" + pkt_line(b"ERR access denied\n"))
+
+    def read(n: int) -> bytes:
+        out = bytes(stream[:n])
+        del stream[:n]
+        return out
+
+    proto = Protocol(advertised_refs_among(read, set()), lambda _data: None)
+    proto.read_pkt_line()
+    proto.read_pkt_line()
+    assert proto.read_pkt_line() == b"ERR access denied\n"

@@ -118,7 +118,7 @@ def _flush_only() -> Callable[[int], bytes]:
 def advertised_refs_among(read: Callable[[int], bytes], names: Container[str]) -> Callable[[int], bytes]:
     """A receive-pack advertisement (pkt-lines `oid name`) as dulwich reads it, less the refs not in
     `names`: dulwich holds what it reads in several copies, and only the refs pushed are looked at.
-    The first line (the capabilities), the service line and `.have` lines are kept."""
+    The first line (the capabilities), the service line, an `ERR` line and `.have` lines are kept."""
     out = bytearray()
     first = True
     intact = True  # False once the framing is broken: passed through for dulwich to report
@@ -140,7 +140,7 @@ def advertised_refs_among(read: Callable[[int], bytes], names: Container[str]) -
             return True
         payload = read(length - 4)
         line = payload.rstrip(b"\n")
-        kept = first or line.startswith(b"# service=") or b"\0" in line
+        kept = first or line.startswith((b"# service=", b"ERR ")) or b"\0" in line
         if not kept:
             name = line.split(b" ", 1)[-1]
             kept = name == b".have" or raw_ref_name(name) in names
