@@ -867,7 +867,8 @@ def _stream_into_empty_target(
             raise
     if first is None and pointers:
         _copy_lfs_objects(run, store, pointers)
-    _push_batches(run, store, batches, first)
+    with _pushing_only(run, decisions, carry_pack=True):
+        _push_batches(run, store, batches, first)
 
 
 def _local_transfer(
