@@ -733,15 +733,12 @@ def _transfer(
                 )
                 return "chunked"
 
-            if not haves and wants and not run.dry_run and not run.target.url.is_local:
-                # an empty target: the plan needs no ancestry, the pack goes on as it arrives (over
-                # the cap, that push stops short and the history goes in steps)
-                try:
-                    _stream_into_empty_target(
-                        run, store, fetched, wants, source_refs, target_refs, default_branch
-                    )
-                except PackOverLimit:
-                    return in_chunks()
+            if not haves and wants and budget is None and not run.dry_run and not run.target.url.is_local:
+                # an empty target: the plan needs no ancestry, the pack goes on as it arrives (not
+                # under a push-size cap: a pack over it would be uploaded up to the cap for nothing)
+                _stream_into_empty_target(
+                    run, store, fetched, wants, source_refs, target_refs, default_branch
+                )
                 return "full"
             # Thin where the target completes it (an HTTP receive-pack does): deltas against
             # objects the target has are sent as they are, not with their bases (LFS pointers
