@@ -662,10 +662,12 @@ def _transfer(
     """Fetch from the source into scratch storage, plan, push. Returns the transfer mode used.
 
     incremental (default): offer the target's tips as haves, so the source sends only what the target
-    lacks; that pack is indexed on disk and passed through to the target as it is. Ancestry comes from
-    the delta when it can; otherwise from a commit-graph-only fetch (`filter tree:0`, when the source
-    supports partial clone, else a full one).
-    full: fetch everything, push what the target's advertisement says it lacks.
+    lacks; that pack is written to disk unindexed and passed through to the target as it is (into an
+    empty target, while it downloads). Ancestry comes from the delta when it can; otherwise from the
+    commits between two tips, or a commit-graph-only fetch (`filter tree:0`, when the source supports
+    partial clone, else a whole one read in one pass).
+    full: the same, and the whole history's LFS pointers are read as well (after a run that left LFS
+    objects behind).
     """
     from gitmirror.mirror.ancestry import CommitGraph, LayeredOracle
     from gitmirror.mirror.chunked import push_in_chunks
