@@ -4,12 +4,10 @@ and reading the target's, and `gitmirror sync` as a user runs it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
 import subprocess
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from tests.support.lfs import (
     sha256,
     stored_objects,
 )
+from tests.support.packs import pack_of
 
 SRC, DST = "org/src.git", "org/dst.git"
 MIB = 1024 * 1024
@@ -158,14 +157,7 @@ def _store_as_delta(repo: Path, blob: str, base: str) -> None:
     so that a thin pack made from it sends that delta as it is (git reuses stored deltas)."""
     data = g.git_bytes(repo, "cat-file", "blob", blob)
     delta = b"".join(create_delta(g.git_bytes(repo, "cat-file", "blob", base), data))
-    size, header = len(delta), bytearray([(REF_DELTA << 4) | (len(delta) & 15)])
-    size >>= 4
-    while size:
-        header[-1] |= 0x80
-        header.append(size & 0x7F)
-        size >>= 7
-    body = b"PACK\0\0\0\2\0\0\0\1" + bytes(header) + bytes.fromhex(base) + zlib.compress(delta)
-    pack = body + hashlib.sha1(body).digest()
+    pack = pack_of([(REF_DELTA, delta, bytes.fromhex(base))])
     g.run_git("-C", str(repo), "index-pack", "--stdin", "--fix-thin", input=pack)
     g.git(repo, "prune-packed")  # the loose copy goes: the delta is the only one left
 

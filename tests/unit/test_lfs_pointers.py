@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from gitmirror.mirror.lfs.pointers import LfsPointer, PackScan, parse_pointer, s
 from gitmirror.mirror.lfs.sync import pointers_in_fetched, pointers_in_store
 from gitmirror.mirror.transport import FetchedPack
 from tests.support import gitrepo as g
+from tests.support.packs import pack_of
 
 OID = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393"
 
@@ -150,39 +150,6 @@ def test_scan_rejects_what_is_not_a_pack() -> None:
         scan_pack(lambda offset, size: b"NOTAPACK"[offset : offset + size])
 
 
-def _entry(kind: int, data: bytes, base: bytes | int | None = None) -> bytes:
-    """One pack entry as git writes it: type and size, the base (an id, or the distance back), zlib."""
-    size = len(data)
-    header = bytearray([(kind << 4) | (size & 15)])
-    size >>= 4
-    while size:
-        header[-1] |= 0x80
-        header.append(size & 0x7F)
-        size >>= 7
-    if isinstance(base, bytes):
-        header += base
-    elif isinstance(base, int):
-        encoded = bytearray([base & 0x7F])
-        base >>= 7
-        while base:
-            base -= 1
-            encoded.insert(0, 0x80 | (base & 0x7F))
-            base >>= 7
-        header += encoded
-    return bytes(header) + zlib.compress(data)
-
-
-def _thin_pack(entries: list[tuple[int, bytes, bytes | int | None]]) -> bytes:
-    """A pack of (type, data, base): base is an outside object's id, or an earlier entry's index."""
-    body, at = bytearray(), {}  # entry index -> offset
-    for index, (kind, data, base) in enumerate(entries):
-        offset = 12 + len(body)
-        at[index] = offset
-        body += _entry(kind, data, offset - at[base] if isinstance(base, int) else base)
-    head = b"PACK" + (2).to_bytes(4, "big") + len(entries).to_bytes(4, "big")
-    return head + bytes(body) + hashlib.sha1(head + bytes(body)).digest()
-
-
 def _blob_id(data: bytes) -> bytes:
     return hashlib.sha1(b"blob %d\0%s" % (len(data), data)).digest()
 
@@ -195,7 +162,7 @@ def test_a_thin_pack_holds_pointers_as_deltas_onto_bases_it_lacks() -> None:
     text_old, text_new = b"a line of text\n" * 12, b"a line of text\n" * 11 + b"another line\n"
     binary_old, binary_new = bytes(range(256)), bytes(range(255, -1, -1))
     plain = pointer(oid="d" * 64, size=99)
-    pack = _thin_pack(
+    pack = pack_of(
         [
             (REF_DELTA, b"".join(create_delta(old, new)), _blob_id(old)),  # onto the target's old pointer
             (OFS_DELTA, b"".join(create_delta(new, newer)), 0),  # onto the entry above

@@ -416,7 +416,13 @@ def _copy_lfs_objects(run: _Run, store: Repo, pointers: set[LfsPointer] | None =
     run.lfs = lfs.copy_lfs_objects(run.source, run.target, pointers, check_time=run.check_time)
 
 
-_UNREADABLE = (OSError, ValueError, IndexError, KeyError, zlib.error, ApplyDeltaError, ChecksumMismatch)
+@contextlib.contextmanager
+def _reading_pack() -> Iterator[None]:
+    """What reading a damaged pack raises, as the run's failure."""
+    try:
+        yield
+    except (OSError, ValueError, IndexError, KeyError, zlib.error, ApplyDeltaError, ChecksumMismatch) as exc:
+        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
 
 
 def _lfs_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
@@ -430,9 +436,10 @@ def _lfs_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
 
 
 def _sent_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
+    """The pointers in what this run's pushes send."""
     from gitmirror.mirror.lfs import sync as lfs
 
-    try:
+    with _reading_pack():
         if run.pointer_scan is not None:
             found = run.pointer_scan.result()
         elif run.fetched is not None:
@@ -446,8 +453,6 @@ def _sent_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
             # a base after its delta in a whole pack, not sent by id: index the pack and read it all
             run.fetched.index()
             return lfs.pointers_in_fetched(run.fetched).pointers
-    except _UNREADABLE as exc:
-        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
     if run.refetch_whole is None or run.fetched is None:
         raise ProtocolFailure("the source did not send the objects needed to read its pack's LFS pointers")
     run.check_time("fetching the delta again")
@@ -456,10 +461,8 @@ def _sent_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
         run.pointer_scan = None
     run.fetched.discard()
     run.fetched, run.refetch_whole = run.refetch_whole(), None
-    try:
+    with _reading_pack():
         return lfs.pointers_in_fetched(run.fetched).pointers  # whole: every base is in it
-    except _UNREADABLE as exc:
-        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
 
 
 def _resolved(run: _Run, store: Repo, found: PackScan) -> set[LfsPointer] | None:
@@ -485,15 +488,16 @@ def _history_pointers(run: _Run, store: Repo) -> set[LfsPointer]:
     fetched = FetchedPack(repo)
     follower = PointerFollower(fetched)
     try:
-        run.source.fetch_pack_file(repo, run.tips.all() if run.tips is not None else set(), [], into=fetched)
-        found = _resolved(run, store, follower.result())
+        with _reading_pack():
+            run.source.fetch_pack_file(
+                repo, run.tips.all() if run.tips is not None else set(), [], into=fetched
+            )
+            found = _resolved(run, store, follower.result())
         if found is None:
             raise ProtocolFailure(
                 "the source did not send the objects needed to read its history's LFS pointers"
             )
         return found
-    except _UNREADABLE as exc:
-        raise ProtocolFailure(f"the source sent a pack that cannot be read: {type(exc).__name__}") from None
     finally:
         follower.stop()
         fetched.discard()
