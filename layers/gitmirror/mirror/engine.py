@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import os
 import re
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -508,7 +509,8 @@ def _small_blobs(run: _Run, store: Repo, ids: set[bytes]) -> dict[bytes, bytes]:
     """The contents of these blobs (binary ids), fetched from the source by id into scratch storage;
     {} when the source will not send objects it does not advertise as tips."""
     run.check_time("fetching LFS pointer bases")
-    repo = Repo.init_bare(os.path.join(os.path.dirname(store.path), "pointer-bases.git"), mkdir=True)
+    # a directory of its own each time: a full run may ask twice (its history's pack, then the delta's)
+    repo = Repo.init_bare(tempfile.mkdtemp(prefix="pointer-bases-", dir=os.path.dirname(store.path)))
     try:
         try:
             run.source.fetch_pack_file(repo, {i.hex() for i in ids}, []).index()
