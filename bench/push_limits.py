@@ -9,7 +9,8 @@ Scenarios (both servers are git http-backend on 127.0.0.1; the target has `recei
 
 * `pip-uncapped`: `gitmirror sync` of pip (../shared/bench/pip.bundle) into an empty uncapped target:
   the reference time and pack size.
-* `pip-capped`: the same into a target capped at 16 MiB, with `--max-push-bytes 15M`.
+* `pip-capped`: the same into a target capped at 16 MiB, with `--max-push-bytes 15M`. The two take
+  turns, `--runs` times each (default 3): their median times make the time goal.
 * `pip-time-limit`: the same with `--time-limit 2`, run again until it exits 0.
 * `sim-<N>MiB`: generated histories of incompressible 1 MiB blobs (N/2 and N MiB), mirrored with the
   cap and time limit of a real 10 GB -> GitHub run scaled by N/10 GB, run again until done: runs and
@@ -189,6 +190,13 @@ def scenario(
     }
 
 
+def wall(s: dict[str, Any]) -> str:
+    walls = s.get("walls_s")
+    if not walls or len(walls) < 2:
+        return f"{s['wall_s']:.1f} s"
+    return f"{s['wall_s']:.1f} s (median of {', '.join(f'{w:.1f}' for w in walls)})"
+
+
 def goal(text: str, value: float, limit: float, unit: str = "") -> dict[str, Any]:
     return {
         "goal": text,
@@ -209,11 +217,28 @@ def graph_bytes(source: Path) -> int:
     )
 
 
-def run_pip(work: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median time (its other figures with it), every run's time kept in `walls_s`."""
+    ordered = sorted(results, key=lambda r: r["wall_s"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["walls_s"] = [r["wall_s"] for r in results]
+    chosen["ok"] = all(r["ok"] for r in results)
+    return chosen
+
+
+def run_pip(work: Path, runs: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     source = bundle_source("pip", work / "pip.git")
     graph = graph_bytes(source)
-    uncapped = scenario("pip-uncapped", source, work, [], cap=None)
-    capped = scenario("pip-capped", source, work, ["--max-push-bytes", PIP_SIZE], cap=PIP_CAP)
+    # the time goal is a ratio of two runs on a shared machine: taken in turns, medians compared
+    uncapped_runs: list[dict[str, Any]] = []
+    capped_runs: list[dict[str, Any]] = []
+    for i in range(runs):
+        uncapped_runs.append(scenario(f"pip-uncapped-{i}", source, work, [], cap=None))
+        capped_runs.append(
+            scenario(f"pip-capped-{i}", source, work, ["--max-push-bytes", PIP_SIZE], cap=PIP_CAP)
+        )
+    uncapped = median_run(uncapped_runs) | {"name": "pip-uncapped"}
+    capped = median_run(capped_runs) | {"name": "pip-capped"}
     limited = scenario(
         "pip-time-limit", source, work, ["--max-push-bytes", PIP_SIZE, "--time-limit", "2"], cap=PIP_CAP
     )
@@ -293,7 +318,7 @@ def render(result: dict[str, Any]) -> str:
     for s in result["scenarios"]:
         lines.append(
             f"| {s['name']} | `{' '.join(s['flags'])}` | {s['runs']} | {s['pushes']} | {fmt_bytes(s['bytes_pushed'])} | "
-            f"{fmt_bytes(s['largest_push'])} | {s['wall_s']:.1f} s | {s['peak_rss_mib']} MiB | {s['peak_tmp_mib']} MiB | "
+            f"{fmt_bytes(s['largest_push'])} | {wall(s)} | {s['peak_rss_mib']} MiB | {s['peak_tmp_mib']} MiB | "
             f"{'yes' if s['ok'] else 'NO'} |"
         )
     if result.get("linear"):
@@ -323,13 +348,16 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-pip", action="store_true", help="skip the pip scenarios")
     ap.add_argument("--sim-mib", type=int, default=200, help="simulated repository size (default 200 MiB)")
+    ap.add_argument(
+        "--runs", type=int, default=3, help="runs of pip uncapped and capped, in turns (medians; default 3)"
+    )
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     result: dict[str, Any] = {"scenarios": [], "goals": []}
     with tempfile.TemporaryDirectory(prefix="gitmirror-bench-limits-") as tmp:
         work = Path(tmp)
         if not args.no_pip:
-            scenarios, goals = run_pip(work)
+            scenarios, goals = run_pip(work, max(1, args.runs))
             result["scenarios"] += scenarios
             result["goals"] += goals
         sims, linear = run_simulation(work, args.sim_mib)

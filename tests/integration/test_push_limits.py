@@ -249,3 +249,56 @@ def test_git_sees_a_complete_repository(servers: Servers, sync_env: dict[str, st
     subprocess.run(
         ["git", "--git-dir", str(servers.dst), "fsck", "--connectivity-only"], check=True, capture_output=True
     )
+
+
+def test_a_step_downloads_while_the_target_takes_the_previous_push(
+    servers: Servers, sync_env: dict[str, str]
+) -> None:
+    """Steps overlap: the next step's pack is fetched while the target is still answering the push
+    before it (the target's hook holds every push 0.4 s)."""
+    history(servers.src, 12)
+    servers.target.install_hook("dst.git", "update", "sleep 0.4\n" + HOOK)
+    code, out, err = sync(servers, sync_env, "--max-push-bytes", LIMIT)
+    assert code == 0, (out, err)
+    assert g.refs(servers.dst) == g.refs(servers.src)
+    pushes = servers.target.rpc_requests("git-receive-pack")
+    fetches = servers.source.rpc_requests("git-upload-pack")
+    assert len(pushes) >= 4
+    overlapped = [f for f in fetches if any(p.started < f.started < p.ended for p in pushes)]
+    assert len(overlapped) >= len(pushes) - 2, [(r.started, r.ended) for r in pushes + fetches]
+    assert_updates_sane(servers)
+
+
+def test_a_refused_step_ends_the_refs_history_and_drops_the_step_fetched_meanwhile(
+    servers: Servers, sync_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The target refuses main's second step: main's outcome is that rejection, the step downloaded
+    while that push was answered is never pushed, its scratch copy is gone, and other refs go on."""
+    main = history(servers.src, 12)
+    other = g.commit(servers.src, "refs/heads/other", {"o": "1"}, parents=[main[0]])
+    servers.target.install_hook(
+        "dst.git",
+        "update",
+        """if [ "$1" = refs/heads/main ] && grep -q '^refs/heads/main ' "$GIT_DIR/updates.log" 2>/dev/null; then
+  echo "policy: main may move once" >&2
+  exit 1
+fi
+"""
+        + HOOK,
+    )
+    sync_env["TMPDIR"] = str(tmp_path / "scratch")
+    (tmp_path / "scratch").mkdir()
+    servers.target.record_body_bytes = 4096  # the command lines
+    code, out, err = sync(servers, sync_env, "--max-push-bytes", LIMIT)
+    assert code == 3, (out, err)
+    by_ref = {r["ref"]: r for r in out["refs"]}
+    assert by_ref[MAIN]["action"] == "rejected" and "policy: main may move once" in by_ref[MAIN]["error"]
+    assert by_ref["refs/heads/other"]["action"] == "create"
+    first = [new for ref, _old, new in servers.updates() if ref == MAIN]
+    assert len(first) == 1 and first[0] != main[-1]
+    final = g.refs(servers.dst)
+    assert final[MAIN] == first[0] and final["refs/heads/other"] == other
+    # two pushes of main (the one that landed, the refused one): the step after it was not pushed
+    bodies = [r.body for r in servers.target.rpc_requests("git-receive-pack")]
+    assert sum(1 for b in bodies if b" refs/heads/main" in b) == 2
+    assert list((tmp_path / "scratch").iterdir()) == []

@@ -79,11 +79,11 @@ def test_descendants_suffix_is_the_fast_forward_part() -> None:
         [("overflow", 100, 50), ("overflow", 50, 25), ("overflow", 1, 1)],
         # 10 commits took 400 bytes of a 1000-byte budget: aim at 80% -> 20 commits, at most what is left
         [("fit", (10, 400), None), ("after_fit", 50, 20), ("after_fit", 5, 5), ("first", 50, 20)],
-        # the latest rate counts: 40/commit, then 160/commit -> 5 commits, but at most 4 x the last step (1)
-        [("fit", (10, 400), None), ("fit", (1, 160), None), ("after_fit", 50, 4)],
-        [("fit", (10, 400), None), ("fit", (2, 320), None), ("after_fit", 50, 5)],
-        # growth is capped: 2 commits took 10 bytes -> at most 4 x 2 commits next
-        [("fit", (2, 10), None), ("after_fit", 500, 8)],
+        # the latest rate counts: 40/commit, then 160/commit -> 5 commits, but at most 2 x the last step (1)
+        [("fit", (10, 400), None), ("fit", (1, 160), None), ("after_fit", 50, 2)],
+        [("fit", (10, 400), None), ("fit", (3, 480), None), ("after_fit", 50, 5)],
+        # growth is capped: 2 commits took 10 bytes -> at most 2 x 2 commits next
+        [("fit", (2, 10), None), ("after_fit", 500, 4)],
         # a commit larger than the budget still gives one commit per step
         [("fit", (1, 5000), None), ("after_fit", 50, 1), ("first", 9, 1)],
     ],

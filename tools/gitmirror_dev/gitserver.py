@@ -98,6 +98,13 @@ class RecordedRequest:
     body: bytes = b""
     #: all fields are final; set just before the last response byte is written
     done: bool = False
+    #: time.monotonic() when the request line arrived, and when the answer was complete (``done``)
+    started: float = field(default_factory=time.monotonic)
+    ended: float = 0.0
+
+    def finish(self) -> None:
+        self.ended = time.monotonic()
+        self.done = True
 
     @property
     def target(self) -> str:
@@ -211,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             rec.aborted = True
             self.close_connection = True
         finally:
-            rec.done = True
+            rec.finish()
 
     def _body_chunks(self) -> Iterator[bytes]:
         """Yield the request body, de-chunked; Content-Length bodies are read exactly."""
@@ -263,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain(rec)
         rec.status = status
         rec.response_bytes = len(body)
-        rec.done = True  # final before the client can see the end of the response
+        rec.finish()  # final before the client can see the end of the response
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -361,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
             while data := response.read1(LFS_CHUNK):
                 rec.response_bytes += len(data)
                 self._write(b"%x\r\n%s\r\n" % (len(data), data))
-            rec.done = True
+            rec.finish()
             self._write(b"0\r\n\r\n")
         finally:
             response.close()
@@ -510,7 +517,7 @@ class _Handler(BaseHTTPRequestHandler):
                 data = data[: limit - rec.response_bytes]
                 rec.response_bytes += len(data)
                 rec.aborted = True
-                rec.done = True
+                rec.finish()
                 if data:
                     self._write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.close_connection = True
@@ -525,13 +532,13 @@ class _Handler(BaseHTTPRequestHandler):
         feeder.join(timeout=30)
         err_reader.join(timeout=10)
         rec.stderr = b"".join(stderr_buf).decode("utf-8", "replace")
-        rec.done = True  # final before the client can see the end of the response
+        rec.finish()  # final before the client can see the end of the response
         self._write(b"0\r\n\r\n")
 
     def _send_simple_after_feed(self, rec: RecordedRequest, status: int, body: bytes) -> None:
         rec.status = status
         rec.response_bytes = len(body)
-        rec.done = True
+        rec.finish()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))

@@ -1,10 +1,12 @@
 """Mirroring a history larger than one push may carry: several pushes, oldest history first.
 
 Each push is a ref set to a commit of its first-parent chain (`chunking`), with the pack the source
-computes for that commit from the target's tips, passed through as it is. The pack of a step is
-downloaded just before its push and deleted after it, so scratch storage holds one push's objects
-(plus the commit graph), whatever the repository's size. A step whose pack would exceed the budget is
-retried with fewer commits; a single commit whose own new objects exceed it is rejected.
+computes for that commit from the target's tips, passed through as it is. A ref's steps overlap: while
+the target receives one step's pack, the next step's pack downloads (its haves name the commit being
+pushed, which the source has), so a step costs the slower of the two rather than their sum. A pack is
+deleted once its push is answered, so scratch storage holds at most two pushes' objects (plus the
+commit graph), whatever the repository's size. A step whose pack would exceed the budget is retried
+with fewer commits; a single commit whose own new objects exceed it is rejected.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping
+from concurrent import futures
 from typing import TYPE_CHECKING
 
 from dulwich.repo import Repo
@@ -92,6 +95,12 @@ class _Chunker:
 
     def push(self, repo: Repo, fetched: FetchedPack | None, batch: list[RefUpdate]) -> list[RefUpdate]:
         """One push through the run (stale checks, isolation, rejections); returns its outcomes."""
+        return self._recorded(self._pushed(repo, fetched, batch))
+
+    def _pushed(self, repo: Repo, fetched: FetchedPack | None, batch: list[RefUpdate]) -> list[RefUpdate]:
+        """The push itself (LFS objects first), its pack and scratch store deleted after: what a step
+        runs in the background. The run's state it touches (its fetched pack, outcomes, counters) is
+        the one push's at a time."""
         run = self.run
         run.fetched, run.objects_delivered = fetched, False
         start = len(run.done)
@@ -105,6 +114,10 @@ class _Chunker:
             self.drop(repo)
         outcomes = run.done[start:]
         del run.done[start:]
+        return outcomes
+
+    def _recorded(self, outcomes: list[RefUpdate]) -> list[RefUpdate]:
+        """The target's refs as a push left them (in the run's thread: haves are read from them)."""
         for outcome in outcomes:
             if outcome.action != Action.REJECTED:
                 self._applied(outcome.ref, outcome.new)
@@ -145,45 +158,82 @@ class _Chunker:
         return values
 
     def mirror_ref(self, decision: RefUpdate, values: list[str]) -> RefUpdate | None:
-        """Push `decision.ref` through `values`; its final outcome, or None if the time ran out first."""
-        current = decision.old
+        """Push `decision.ref` through `values`; its final outcome, or None if the time ran out first.
+
+        One push at a time, in the background: the next step's pack downloads while the target takes
+        the last one, on the assumption that the push lands (its value leads the haves). When a push is
+        rejected the step downloaded meanwhile is dropped and the ref's rejection is its outcome."""
         budget = max(1, self.limit - command_bytes([decision.ref]))
-        done = -1
+        current = decision.old  # the ref's value once the push in flight lands
+        sent = -1  # index in `values` of that value
         take = self.sizer.first(len(values))
-        while done < len(values) - 1:
-            self.check_time()
-            last = min(done + take, len(values) - 1)
-            single = last == done + 1
-            value = values[last]
-            peeled = self.graph.peel(value)
-            if single and peeled in self.oversized:
-                return self._reject(decision, self.oversized[peeled])
+        with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-step") as pool:
+            in_flight: futures.Future[list[RefUpdate]] | None = None
             try:
-                repo, fetched = self.fetch({value}, current, budget, measure=single)
-            except PackOverLimit:
-                take = self.sizer.after_overflow(last - done)
-                continue
-            if fetched.over_limit:
-                size = fetched.size
-                fetched.discard()
-                self.drop(repo)
-                why = (
-                    f"commit {(peeled or value.encode()).decode()[:12]} alone adds {human_size(size)} of new "
-                    f"objects, more than the push limit (--max-push-bytes {format_size(self.limit)}, "
-                    f"{self.limit:,} bytes)"
-                )
-                if peeled is not None:
-                    self.oversized[peeled] = why
-                return self._reject(decision, why)
-            size = fetched.size
-            step = RefUpdate(decision.ref, decision.action, old=current, new=value)
-            outcome = self.push(repo, fetched, [step])[0]
-            if outcome.action == Action.REJECTED:
-                return self._reject(decision, outcome.error or "rejected by the target")
-            self.sizer.fitted(last - done, size)
-            current, done = value, last
-            take = self.sizer.after_fit(len(values) - 1 - done)
-        return decision
+                while sent < len(values) - 1:
+                    if self.run.time_up():
+                        if (refused := self._landed(in_flight, decision)) is not None:
+                            return refused
+                        raise _TimeUp
+                    last = min(sent + take, len(values) - 1)
+                    single = last == sent + 1
+                    value = values[last]
+                    peeled = self.graph.peel(value)
+                    if single and peeled in self.oversized:
+                        return self._landed(in_flight, decision) or self._reject(
+                            decision, self.oversized[peeled]
+                        )
+                    try:
+                        repo, fetched = self.fetch({value}, current, budget, measure=single)
+                    except PackOverLimit:
+                        take = self.sizer.after_overflow(last - sent)
+                        continue
+                    try:
+                        refused = self._landed(in_flight, decision)
+                    except BaseException:
+                        fetched.discard()
+                        self.drop(repo)
+                        raise
+                    in_flight = None
+                    if refused is not None or fetched.over_limit:
+                        size = fetched.size
+                        fetched.discard()
+                        self.drop(repo)
+                        if refused is not None:
+                            return refused
+                        why = (
+                            f"commit {(peeled or value.encode()).decode()[:12]} alone adds {human_size(size)} of "
+                            f"new objects, more than the push limit (--max-push-bytes {format_size(self.limit)}, "
+                            f"{self.limit:,} bytes)"
+                        )
+                        if peeled is not None:
+                            self.oversized[peeled] = why
+                        return self._reject(decision, why)
+                    if self.run.time_up():  # (the push before this one may have taken the time left)
+                        fetched.discard()
+                        self.drop(repo)
+                        raise _TimeUp
+                    self.sizer.fitted(last - sent, fetched.size)
+                    step = RefUpdate(decision.ref, decision.action, old=current, new=value)
+                    in_flight = pool.submit(self._pushed, repo, fetched, [step])
+                    current, sent = value, last
+                    take = self.sizer.after_fit(len(values) - 1 - sent)
+                return self._landed(in_flight, decision) or decision
+            except BaseException:
+                if in_flight is not None:
+                    futures.wait([in_flight])  # the push in flight finishes before the run goes on
+                raise
+
+    def _landed(
+        self, in_flight: futures.Future[list[RefUpdate]] | None, decision: RefUpdate
+    ) -> RefUpdate | None:
+        """Wait for the push in flight and record it; the ref's rejection if the target refused it."""
+        if in_flight is None:
+            return None
+        outcome = self._recorded(in_flight.result())[0]
+        if outcome.action == Action.REJECTED:
+            return self._reject(decision, outcome.error or "rejected by the target")
+        return None
 
     def _reject(self, decision: RefUpdate, why: str) -> RefUpdate:
         return RefUpdate(decision.ref, Action.REJECTED, old=decision.old, new=decision.new, error=why)

@@ -65,14 +65,16 @@ class StepSizer:
 
     A step that did not fit is retried with half of its commits; after a push that fit, the next step
     aims at `fill` of the budget at the rate of that push (a history's density drifts, so the latest
-    rate is the best guess), growing at most `growth` times. It never asks for fewer than one commit.
+    rate is the best guess), growing at most `growth` times (twice: steps overlap, so one more step
+    costs little, while a step that overflows costs a download of the budget on the run's path). It
+    never asks for fewer than one commit.
     Before anything has fit, a ref's first step takes a quarter of its chain: the whole difference was
     already found too large for one push.
     """
 
     budget: int
     fill: float = 0.8
-    growth: int = 4
+    growth: int = 2
     bytes_per_commit: float | None = None
     last: int = 0  # commits of the last step that fit
 
