@@ -423,3 +423,36 @@ def test_progress_reports_the_lfs_copy(lfs_servers: LfsServers) -> None:
     assert phases.index("copying LFS objects") < phases.index("pushing")
     assert seen[-1].phase == "done" and seen[-1].lfs_objects == 2
     assert progress_line(seen[-1], 0, 0, (0.0, 0.0)).endswith(", LFS objects 2")
+
+
+def test_a_capped_mirror_copies_each_steps_objects_before_that_step_is_pushed(
+    lfs_servers: LfsServers, sync_env: dict[str, str]
+) -> None:
+    """Under --max-push-bytes the history goes in several pushes, the next step downloading while the
+    target takes the last one: every push finds the LFS objects its commits name on the target already."""
+    work = lfs_servers.work
+    files = [payload(5_000 + i, f"obj{i}") for i in range(6)]
+    commits = [
+        work.commit({f"noise{i}.dat": os.urandom(40_000), f"m{i}.bin": data}, f"step {i}")
+        for i, data in enumerate(files)
+    ]
+    work.push("main")
+    lfs_servers.target.record_body_bytes = 4096
+    code, out = sync(lfs_servers, "--max-push-bytes", "100K", env=sync_env)
+    assert code == 0, out
+    assert lfs(out) == {"objects": len(files), "bytes": sum(map(len, files)), "error": None}
+    assert stored_objects(lfs_servers.target, DST) == {sha256(d): len(d) for d in files}
+    assert g.refs(lfs_servers.target.repo_path(DST)) == g.refs(lfs_servers.source.repo_path(SRC))
+    requests = lfs_servers.target.requests
+    pushed = [r for r in requests if r.is_rpc and r.service == "git-receive-pack"]
+    assert len(pushed) >= 3, [f"{r.method} {r.target}" for r in requests]
+    checked = 0
+    for push in pushed:
+        uploaded = {
+            r.path.rsplit("/", 1)[-1] for r in requests if r.method == "PUT" and r.ended <= push.started
+        }
+        for i, commit in enumerate(commits):
+            if f" {commit} refs/heads/main".encode() in push.body:  # main -> commit i: objects 0..i there
+                assert {sha256(d) for d in files[: i + 1]} <= uploaded, i
+                checked += 1
+    assert checked >= 3
