@@ -80,6 +80,11 @@ def test_commits_of_an_offset_delta_pack_match_git(tmp_path: Path, exclude_first
         if isinstance(obj, Commit):
             parents = g.git(repo, "rev-parse", f"{oid.decode()}^@").split()
             assert [p.decode() for p in obj.parents] == parents
+            # the graph's fast path reads the same parents from the header lines alone
+            assert [p.decode() for p in found.commit_parents(oid) or ()] == parents
+        else:
+            assert found.commit_parents(oid) is None
+    assert found.commit_parents(b"0" * 40) is None
     # the graph over these commits answers like git, and says "unknown" past the delta's edge
     graph = CommitGraph(found, complete=False)
     tip = g.rev_parse(repo, MAIN) or ""
@@ -170,3 +175,33 @@ def test_a_whole_pack_written_in_pieces_passes_the_checksum(tmp_path: Path) -> N
     finally:
         fetched.discard()
         store.close()
+
+
+def test_parents_of_commits_with_extra_headers_and_of_a_non_canonical_one() -> None:
+    """Header lines after the parents (a signature, an encoding, a mergetag) are not parents; a
+    commit whose first line is not `tree` is parsed by dulwich instead."""
+    from dulwich.errors import ObjectFormatException
+    from dulwich.objects import Commit as DulwichCommit
+
+    from gitmirror.mirror.ancestry import PackCommits
+
+    p1, p2 = "1" * 40, "2" * 40
+    signed = (
+        f"tree {'a' * 40}\nparent {p1}\nparent {p2}\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\n"
+        "encoding ISO-8859-1\ngpgsig -----BEGIN PGP SIGNATURE-----\n parent " + "3" * 40 + "\n -----END PGP "
+        "SIGNATURE-----\n\nmessage\nparent " + "4" * 40 + "\n"
+    ).encode()
+    root = f"tree {'a' * 40}\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\n\nroot\n".encode()
+    store = PackCommits()
+    signed_id, root_id = store.add(DulwichCommit.type_num, signed), store.add(DulwichCommit.type_num, root)
+    assert store.commit_parents(signed_id) == (p1.encode(), p2.encode())
+    assert store.commit_parents(root_id) == ()
+    # not canonical: dulwich's parser has the last word (it refuses this one), as before the fast path
+    odd = f"author A <a@x> 1 +0000\ntree {'a' * 40}\nparent {p1}\ncommitter A <a@x> 1 +0000\n\nodd\n".encode()
+    odd_id = store.add(DulwichCommit.type_num, odd)
+    with pytest.raises(ObjectFormatException) as by_dulwich:
+        store[odd_id]
+    with pytest.raises(ObjectFormatException) as by_fast_path:
+        store.commit_parents(odd_id)
+    assert str(by_fast_path.value) == str(by_dulwich.value)
+    assert CommitGraph(store).parents(signed_id) == (p1.encode(), p2.encode())

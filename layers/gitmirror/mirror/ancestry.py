@@ -64,6 +64,28 @@ class PackCommits(Mapping[ObjectID, ShaFile]):
         kind, raw = self._raw[oid]
         return ShaFile.from_raw_string(kind, raw, sha=oid)
 
+    def commit_parents(self, oid: bytes) -> tuple[bytes, ...] | None:
+        """A commit's parent ids read straight from its header lines (`tree`, then one `parent` line
+        each: the canonical form), without parsing the whole commit; None when `oid` is not a commit
+        here. A commit of another shape is parsed by dulwich."""
+        entry = self._raw.get(oid)
+        if entry is None or entry[0] != _COMMIT:
+            return None
+        raw = entry[1]
+        if not raw.startswith(b"tree "):
+            commit = ShaFile.from_raw_string(_COMMIT, raw, sha=ObjectID(oid))
+            assert isinstance(commit, Commit)
+            return tuple(commit.parents)
+        parents: list[bytes] = []
+        pos = raw.find(b"\n") + 1
+        while raw.startswith(b"parent ", pos):
+            end = raw.find(b"\n", pos)
+            if end < 0:
+                break
+            parents.append(raw[pos + 7 : end])
+            pos = end + 1
+        return tuple(parents)
+
     def __iter__(self) -> Iterator[ObjectID]:
         return iter(ObjectID(oid) for oid in self._raw)
 
@@ -234,13 +256,19 @@ class CommitGraph:
         cached = self._parents.get(oid)
         if cached is not None:
             return cached
-        try:
-            obj = self._store[ObjectID(oid)]
-        except KeyError:
-            return None
-        if not isinstance(obj, Commit):
-            return None
-        parents = tuple(obj.parents)
+        if isinstance(self._store, PackCommits):
+            found = self._store.commit_parents(oid)
+            if found is None:
+                return None
+            parents = found
+        else:
+            try:
+                obj = self._store[ObjectID(oid)]
+            except KeyError:
+                return None
+            if not isinstance(obj, Commit):
+                return None
+            parents = tuple(obj.parents)
         self._parents[oid] = parents
         return parents
 
