@@ -302,3 +302,38 @@ fi
     bodies = [r.body for r in servers.target.rpc_requests("git-receive-pack")]
     assert sum(1 for b in bodies if b" refs/heads/main" in b) == 2
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_without_room_for_a_second_pack_the_steps_take_turns(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Scratch storage too small for two packs (a 2 GiB cap on a 4 GB /tmp): each step's pack is
+    fetched only once the push before it was answered; the mirror completes the same."""
+    from gitmirror.mirror import chunked
+    from gitmirror.mirror.credentials import StaticCredentials
+    from gitmirror.mirror.engine import sync_mirror
+    from gitmirror.mirror.transport import Remote
+    from gitmirror.mirror.urls import parse_remote
+
+    history(servers.src, 12)
+    servers.target.install_hook("dst.git", "update", "sleep 0.3\n" + HOOK)
+    asked: list[str] = []
+
+    def no_room(path: str) -> int:
+        asked.append(path)
+        return 0
+
+    monkeypatch.setattr(chunked, "free_scratch_bytes", no_room)
+    source_url, target_url = servers.urls()
+    result = sync_mirror(
+        Remote(parse_remote(source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN)),
+        Remote(parse_remote(target_url), StaticCredentials(TARGET_USER, TARGET_TOKEN)),
+        max_push_bytes=90 * 1024,
+    )
+    assert result.status.value == "success", result.error
+    assert g.refs(servers.dst) == g.refs(servers.src)
+    pushes = servers.target.rpc_requests("git-receive-pack")
+    fetches = servers.source.rpc_requests("git-upload-pack")
+    assert len(pushes) >= 4 and asked
+    assert not [f for f in fetches if any(p.started < f.started < p.ended for p in pushes)]
+    assert_updates_sane(servers)

@@ -3,10 +3,11 @@
 Each push is a ref set to a commit of its first-parent chain (`chunking`), with the pack the source
 computes for that commit from the target's tips, passed through as it is. A ref's steps overlap: while
 the target receives one step's pack, the next step's pack downloads (its haves name the commit being
-pushed, which the source has), so a step costs the slower of the two rather than their sum. A pack is
-deleted once its push is answered, so scratch storage holds at most two pushes' objects (plus the
-commit graph), whatever the repository's size. A step whose pack would exceed the budget is retried
-with fewer commits; a single commit whose own new objects exceed it is rejected.
+pushed, which the source has), so a step costs the slower of the two rather than their sum, when
+scratch storage has room for both packs (else one after the other). A pack is deleted once its push
+is answered, so scratch storage holds at most two pushes' objects (plus the commit graph), whatever
+the repository's size. A step whose pack would exceed the budget is retried with fewer commits; a
+single commit whose own new objects exceed it is rejected.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ if TYPE_CHECKING:
 
 # how many times a run tries to send all refs left in one push after finishing a ref's history
 MAX_REST_TRIES = 3
+# free scratch space kept beyond a step's budget before its pack downloads beside the one in flight
+SCRATCH_MARGIN = 64 * 1024 * 1024
+
+
+def free_scratch_bytes(path: str) -> int:
+    """Free bytes on the file system of `path` (the run's scratch directory)."""
+    return shutil.disk_usage(path).free
 
 
 class _TimeUp(Exception):
@@ -161,7 +169,8 @@ class _Chunker:
         """Push `decision.ref` through `values`; its final outcome, or None if the time ran out first.
 
         One push at a time, in the background: the next step's pack downloads while the target takes
-        the last one, on the assumption that the push lands (its value leads the haves). When a push is
+        the last one, on the assumption that the push lands (its value leads the haves), when scratch
+        storage has room for a second pack (else the push is waited for first). When a push is
         rejected the step downloaded meanwhile is dropped and the ref's rejection is its outcome."""
         budget = max(1, self.limit - command_bytes([decision.ref]))
         current = decision.old  # the ref's value once the push in flight lands
@@ -183,6 +192,11 @@ class _Chunker:
                         return self._landed(in_flight, decision) or self._reject(
                             decision, self.oversized[peeled]
                         )
+                    if in_flight is not None and free_scratch_bytes(self.workdir) < budget + SCRATCH_MARGIN:
+                        # no room for a second pack (e.g. a 2 GiB cap on a 4 GB /tmp): one at a time
+                        if (refused := self._landed(in_flight, decision)) is not None:
+                            return refused
+                        in_flight = None
                     try:
                         repo, fetched = self.fetch({value}, current, budget, measure=single)
                     except PackOverLimit:
