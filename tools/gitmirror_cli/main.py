@@ -173,7 +173,12 @@ def sync_json(result: SyncResult) -> dict[str, object]:
         payload.update(reason_code=result.reason_code, hint=result.hint)
     if result.dry_run:
         payload["dry_run"] = True
-    return json.loads(scrub(json.dumps(payload)))
+    return _scrubbed(payload)
+
+
+def _scrubbed(data: Any) -> Any:
+    """`data` (JSON values) with every secret the run registered scrubbed out of its serialized text."""
+    return json.loads(scrub(json.dumps(data)))
 
 
 # `--json` refs are written this many at a time: 400,000 of them held at once as dicts and as text
@@ -189,7 +194,7 @@ def write_sync_json(result: SyncResult, out: TextIO) -> None:
     refs = result.refs
     for start in range(0, len(refs), JSON_REFS_PER_WRITE):
         piece = [r.to_dict() for r in refs[start : start + JSON_REFS_PER_WRITE]]
-        out.write((", " if start else "") + json.dumps(json.loads(scrub(json.dumps(piece))))[1:-1])
+        out.write((", " if start else "") + json.dumps(_scrubbed(piece))[1:-1])
     out.write("]" + tail + "\n")
 
 

@@ -32,7 +32,7 @@ from gitmirror.mirror.planner import (
     same_in_scope,
     scoped_refs,
 )
-from gitmirror.mirror.refmaps import ListingDelta
+from gitmirror.mirror.refmaps import delta_of
 from gitmirror.mirror.transport.deadline import Deadline
 from gitmirror.mirror.transport.remote import PushOutcome, RefListing, Remote, ThinPackRefused
 from gitmirror.scrub import one_line, scrub
@@ -591,11 +591,12 @@ class _SourceTips:
 def _tips_target_lacks(target_refs: Mapping[str, str], source_refs: Mapping[str, str]) -> set[str] | None:
     """The source's tips the target holds under no name, when the target is held as its differences
     from the source (None otherwise): only the old tips of the refs it changes or lacks may be gone."""
-    if not (isinstance(target_refs, ListingDelta) and target_refs.base is source_refs):
+    delta = delta_of(target_refs, source_refs)
+    if delta is None:
         return None
-    differing = target_refs.differing()
+    differing = delta.differing()
     maybe_gone = {source_refs[name] for name in differing if name in source_refs}
-    maybe_gone -= set(target_refs.changed.values())
+    maybe_gone -= set(delta.changed.values())
     if maybe_gone:  # still held by a ref the target did not change
         maybe_gone -= {
             sha for name, sha in source_refs.items() if sha in maybe_gone and name not in differing
@@ -616,10 +617,9 @@ class _Haves:
         moving: list[str] = []
         own: list[str] = []
         # held as its differences from the source: only those names can be moving or the target's own
-        self.shared = isinstance(target_refs, ListingDelta) and target_refs.base is source_refs
-        differing = (
-            target_refs.changed if isinstance(target_refs, ListingDelta) and self.shared else target_refs
-        )
+        delta = delta_of(target_refs, source_refs)
+        self.shared = delta is not None
+        differing = delta.changed if delta is not None else target_refs
         for name in differing:
             listed = source_refs.get(name)
             if name == default_branch:
@@ -843,36 +843,35 @@ def _stream_into_empty_target(
         return run.target.push(store, _updates(batches[0]), fetched=stream)
 
     run.check_time("pushing")
-    with (
-        _pushing_only(run, decisions, carry_pack=True),
-        stream,
-        futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-stream") as pool,
-    ):
-        pushing = pool.submit(push_as_it_downloads)
-        try:
-            run.source.fetch_pack_file(store, wants, [], into=fetched)
-            run.fetched = fetched
-            if run.pointer_scan is not None:
-                pointers = _lfs_pointers(run, store)
-            if pointers:
-                stream.stop("the LFS objects are copied first")
-            else:
-                stream.release()
-        except BaseException:
-            stream.stop("the download failed")
-            raise
-        finally:
-            futures.wait([pushing])
-        try:
-            first = pushing.result()
-        except StreamStopped:
-            first = None  # pushed again below, from the file
-        except MirrorError:
-            run.pushing = True  # the target's answer: its side-band says why
-            raise
-    if first is None and pointers:
-        _copy_lfs_objects(run, store, pointers)
     with _pushing_only(run, decisions, carry_pack=True):
+        with (
+            stream,
+            futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-stream") as pool,
+        ):
+            pushing = pool.submit(push_as_it_downloads)
+            try:
+                run.source.fetch_pack_file(store, wants, [], into=fetched)
+                run.fetched = fetched
+                if run.pointer_scan is not None:
+                    pointers = _lfs_pointers(run, store)
+                if pointers:
+                    stream.stop("the LFS objects are copied first")
+                else:
+                    stream.release()
+            except BaseException:
+                stream.stop("the download failed")
+                raise
+            finally:
+                futures.wait([pushing])
+            try:
+                first = pushing.result()
+            except StreamStopped:
+                first = None  # pushed again below, from the file
+            except MirrorError:
+                run.pushing = True  # the target's answer: its side-band says why
+                raise
+        if first is None and pointers:
+            _copy_lfs_objects(run, store, pointers)
         _push_batches(run, store, batches, first)
 
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from gitmirror.mirror.refmaps import ListingDelta
+from gitmirror.mirror.refmaps import ListingDelta, delta_of
 from gitmirror.values import BRANCH_PREFIX, TAG_PREFIX, Action, MirrorOptions, RefUpdate
 
 if TYPE_CHECKING:
@@ -90,9 +90,10 @@ def same_in_scope(
 ) -> bool:
     """Whether the two listings are equal in scope (nothing to create, update or delete); without a
     copy of either when the target is held as its differences from the source."""
-    if isinstance(target_refs, ListingDelta) and target_refs.base is source_refs:
+    delta = delta_of(target_refs, source_refs)
+    if delta is not None:
         matcher = compile_branch_matcher(options)
-        return not any(in_scope(name, matcher) for name in target_refs.differing())
+        return not any(in_scope(name, matcher) for name in delta.differing())
     return scoped_refs(source_refs, options) == scoped_refs(target_refs, options)
 
 

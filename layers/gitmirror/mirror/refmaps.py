@@ -71,6 +71,11 @@ class ListingDelta(Mapping[str, str]):
     __hash__ = None  # type: ignore[assignment]
 
 
+def delta_of(refs: Mapping[str, str], base: Mapping[str, str]) -> ListingDelta | None:
+    """`refs` as its differences from `base`, when it is held so (read against it); else None."""
+    return refs if isinstance(refs, ListingDelta) and refs.base is base else None
+
+
 class _DeltaItems(ItemsView[str, str]):
     _mapping: ListingDelta
 

@@ -76,11 +76,14 @@ def push_between(
         current, capabilities = _advertisement(receive.stdout)
         status: dict[str, str | None] = {}
         commands: list[bytes] = []
+        news: list[str] = []  # what the pack must bring
         for ref, (old, new) in updates.items():
             if current.get(ref) != old:
                 status[ref] = "stale info"  # git push --force-with-lease's word for it
                 continue
             commands.append(f"{old or _ZERO} {new or _ZERO} {ref}".encode("utf-8", "surrogateescape"))
+            if new:
+                news.append(new)
         if commands:
             wanted = [b"report-status", b"quiet", b"ofs-delta", b"delete-refs"]
             ask = b" ".join(c for c in wanted if c in capabilities)
@@ -89,7 +92,6 @@ def push_between(
             )
             receive.stdin.write(b"0000")
             receive.stdin.flush()
-            news = [new for _ref, (_old, new) in updates.items() if new and current.get(_ref) == _old]
             if news:
                 _send_pack(source_path, news, set(current.values()), receive.stdin)
         receive.stdin.close()
