@@ -113,6 +113,32 @@ def test_scan_finds_pointers_in_plain_and_delta_entries(tmp_path: Path, ofs_delt
     small.discard()
 
 
+def test_pointers_across_the_scan_windows_and_at_the_end_of_the_pack(tmp_path: Path) -> None:
+    """A pack of several read windows (1 MiB each) of small entries: entries that straddle a window's
+    end, the pack's last entries (a short window) and a pointer as the very last entry are all read,
+    walking the pack and following its download alike."""
+    entries: list[tuple[int, bytes, bytes | int | None]] = []
+    expected = set()
+    for i in range(3000):
+        entries.append((3, os.urandom(1000 + 7 * (i % 50)), None))  # incompressible: ~1 KB entries
+        entries.append((3, pointer(oid=f"{i:064x}", size=i), None))
+        expected.add(LfsPointer(f"{i:064x}", i))
+    entries += [(3, os.urandom(2_500_000), None), (3, pointer(oid="e" * 64, size=5), None)]
+    expected.add(LfsPointer("e" * 64, 5))
+    data = pack_of(entries)
+    assert len(data) > 5 * 1024 * 1024  # several windows
+
+    assert scan_pack(lambda offset, size: data[offset : offset + size]) == expected
+    fetched = FetchedPack(Repo.init_bare(str(tmp_path / "fetched.git"), mkdir=True))
+    follower = PointerFollower(fetched, follow_from=0)
+    for start in range(0, len(data), 300_000):
+        fetched.write(data[start : start + 300_000])
+    fetched.finish()
+    assert follower._proc is not None and follower.result().pointers == expected
+    follower.stop()
+    fetched.discard()
+
+
 def test_a_scan_following_a_download_ends_with_it(tmp_path: Path) -> None:
     empty = FetchedPack(Repo.init_bare(str(tmp_path / "empty.git"), mkdir=True))
     follower = PointerFollower(empty, follow_from=0)

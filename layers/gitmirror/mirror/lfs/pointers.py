@@ -71,22 +71,31 @@ def parse_pointer(data: bytes) -> LfsPointer | None:
 
 
 class _Buffered:
-    """Reads a pack forward through one window (1 MiB): small entries cost no system call each."""
+    """Reads a pack forward through one window (1 MiB): small entries cost no system call each.
+
+    `data` is the window and `start` its offset in the pack; `at_end` is set once a read came back
+    short, which `read_at` does only at the end of the pack."""
 
     def __init__(self, read_at: ReadAt, size: int = _BUFFER) -> None:
         self._read_at = read_at
         self._size = size
-        self._start = 0
-        self._data = b""
+        self.start = 0
+        self.data = b""
+        self.at_end = False
 
     def view(self, pos: int, length: int) -> memoryview:
         """At least `length` bytes from `pos` (fewer only at the end of the pack)."""
-        end = pos + length
-        if pos < self._start or end > self._start + len(self._data):
-            self._start = pos
-            self._data = self._read_at(pos, max(self._size, length))
-        offset = pos - self._start
-        return memoryview(self._data)[offset : offset + length]
+        self.fill(pos, length)
+        offset = pos - self.start
+        return memoryview(self.data)[offset : offset + length]
+
+    def fill(self, pos: int, length: int) -> None:
+        """Make the window hold `length` bytes from `pos`, or all the pack has from there."""
+        if pos < self.start or (pos + length > self.start + len(self.data) and not self.at_end):
+            want = max(self._size, length)
+            self.start = pos
+            self.data = self._read_at(pos, want)
+            self.at_end = len(self.data) < want
 
 
 def _inflate(reader: _Buffered, pos: int, size: int, keep: int) -> tuple[bytes, int]:
@@ -96,10 +105,18 @@ def _inflate(reader: _Buffered, pos: int, size: int, keep: int) -> tuple[bytes, 
 
     zlib copies the input it was given past the end of the stream (`unused_data`): the first slice is
     about as long as the stream can be (deflate grows incompressible data by a few bytes per block), so
-    a small object does not cost a copy of a whole window."""
+    a small object does not cost a copy of a whole window. A stream that ends inside the window is
+    inflated in one call (most of a pack's entries are small: this is the scan's inner loop)."""
     inflater = zlib.decompressobj()
+    length = min(_WINDOW, size + size // 1000 + 64)
+    rel = pos - reader.start
+    if rel >= 0 and rel + length <= len(reader.data):
+        out = inflater.decompress(reader.data[rel : rel + length], _WINDOW)
+        if inflater.eof:
+            return out[:keep], pos + length - len(inflater.unused_data)
+        inflater = zlib.decompressobj()
     kept = bytearray()
-    data: bytes | memoryview = reader.view(pos, min(_WINDOW, size + size // 1000 + 64))
+    data: bytes | memoryview = reader.view(pos, length)
     while True:
         if not data:
             data = reader.view(pos, _WINDOW)
@@ -114,10 +131,10 @@ def _inflate(reader: _Buffered, pos: int, size: int, keep: int) -> tuple[bytes, 
         data = inflater.unconsumed_tail
 
 
-def _header(window: memoryview) -> tuple[int, int, int]:
-    """(type, size, length of the header) of the entry whose header `window` starts with."""
-    byte = window[0]
-    kind, size, shift, pos = (byte >> 4) & 7, byte & 15, 4, 1
+def _header(window: bytes, pos: int) -> tuple[int, int, int]:
+    """(type, size, position after the header) of the entry whose header starts at `window[pos]`."""
+    byte = window[pos]
+    kind, size, shift, pos = (byte >> 4) & 7, byte & 15, 4, pos + 1
     while byte & 0x80:
         byte = window[pos]
         size |= (byte & 0x7F) << shift
@@ -126,7 +143,7 @@ def _header(window: memoryview) -> tuple[int, int, int]:
     return kind, size, pos
 
 
-def _base_distance(window: memoryview, pos: int) -> tuple[int, int]:
+def _base_distance(window: bytes, pos: int) -> tuple[int, int]:
     """An offset-delta's distance back to its base (git's offset encoding), and the position after it."""
     byte = window[pos]
     distance = byte & 0x7F
@@ -251,8 +268,9 @@ def scan(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> PackSca
         if offsets is not None:
             pos = next(offsets)
         entry = pos
-        window = reader.view(entry, _HEADER_MAX)
-        kind, size, at = _header(window)
+        reader.fill(entry, _HEADER_MAX)
+        window, rel = reader.data, entry - reader.start
+        kind, size, at = _header(window, rel)
         base: bytes | None = None
         base_id: bytes | None = None
         base_offset: int | None = None
@@ -261,9 +279,10 @@ def scan(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> PackSca
             base_offset = entry - distance
             base = by_offset.get(base_offset)
         elif kind == REF_DELTA:
-            base_id = bytes(window[at : at + 20])
+            base_id = window[at : at + 20]
             base = by_id.get(base_id)
             at += 20
+        at -= rel
         delta_kind = kind in (OFS_DELTA, REF_DELTA)
         if kind == _BLOB and size <= POINTER_MAX_SIZE:
             content, pos = _inflate(reader, entry + at, size, size)
