@@ -131,18 +131,6 @@ def _inflate(reader: _Buffered, pos: int, size: int, keep: int) -> tuple[bytes, 
         data = inflater.unconsumed_tail
 
 
-def _header(window: bytes, pos: int) -> tuple[int, int, int]:
-    """(type, size, position after the header) of the entry whose header starts at `window[pos]`."""
-    byte = window[pos]
-    kind, size, shift, pos = (byte >> 4) & 7, byte & 15, 4, pos + 1
-    while byte & 0x80:
-        byte = window[pos]
-        size |= (byte & 0x7F) << shift
-        shift += 7
-        pos += 1
-    return kind, size, pos
-
-
 def _base_distance(window: bytes, pos: int) -> tuple[int, int]:
     """An offset-delta's distance back to its base (git's offset encoding), and the position after it."""
     byte = window[pos]
@@ -263,14 +251,40 @@ def scan(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> PackSca
     by_offset: dict[int, bytes] = {}  # pointer contents by entry offset and by binary id: delta bases
     by_id: dict[bytes, bytes] = {}
     offsets = iter(sorted(entry_offsets)) if entry_offsets is not None else None
+    walk = offsets is None
+    decompressobj = zlib.decompressobj
+    window, start = reader.data, reader.start
     pos = 12
     for _ in range(count):
         if offsets is not None:
             pos = next(offsets)
         entry = pos
-        reader.fill(entry, _HEADER_MAX)
-        window, rel = reader.data, entry - reader.start
-        kind, size, at = _header(window, rel)
+        rel = entry - start
+        if rel < 0 or (rel + _HEADER_MAX > len(window) and not reader.at_end):
+            reader.fill(entry, _HEADER_MAX)
+            window, start = reader.data, reader.start
+            rel = entry - start
+        byte = window[rel]  # the entry's header: type and inflated size (git's varint)
+        kind, size, shift, at = (byte >> 4) & 7, byte & 15, 4, rel + 1
+        while byte & 0x80:
+            byte = window[at]
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            at += 1
+        if kind < OFS_DELTA and (kind != _BLOB or size > POINTER_MAX_SIZE):
+            # neither a pointer nor a delta that could make one: only where it ends matters, and this
+            # is most of a pack's entries (commits, trees, larger blobs): `_inflate` inlined
+            if walk:
+                length = size + size // 1000 + 64
+                if length <= _WINDOW and at + length <= len(window):
+                    inflater = decompressobj()
+                    inflater.decompress(window[at : at + length], _WINDOW)
+                    if inflater.eof:
+                        pos = start + at + length - len(inflater.unused_data)
+                        continue
+                _, pos = _inflate(reader, start + at, size, 0)
+                window, start = reader.data, reader.start
+            continue
         base: bytes | None = None
         base_id: bytes | None = None
         base_offset: int | None = None
@@ -282,12 +296,12 @@ def scan(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> PackSca
             base_id = window[at : at + 20]
             base = by_id.get(base_id)
             at += 20
-        at -= rel
-        delta_kind = kind in (OFS_DELTA, REF_DELTA)
-        if kind == _BLOB and size <= POINTER_MAX_SIZE:
-            content, pos = _inflate(reader, entry + at, size, size)
-        elif delta_kind and size <= 2 * POINTER_MAX_SIZE:
-            delta, pos = _inflate(reader, entry + at, size, size)
+        data_at = start + at
+        if kind == _BLOB:
+            content, pos = _inflate(reader, data_at, size, size)
+        elif size <= 2 * POINTER_MAX_SIZE:
+            delta, pos = _inflate(reader, data_at, size, size)
+            window, start = reader.data, reader.start
             if base is None:
                 outside = kind == REF_DELTA and base_id not in by_id
                 if (outside or base_offset in pending_at) and _could_be_pointer(delta):
@@ -300,9 +314,11 @@ def scan(read_at: ReadAt, entry_offsets: Iterable[int] | None = None) -> PackSca
                 continue
             content = b"".join(apply_delta(base, delta))
         else:
-            if offsets is None:
-                _, pos = _inflate(reader, entry + at, size, 0)
+            if walk:
+                _, pos = _inflate(reader, data_at, size, 0)
+                window, start = reader.data, reader.start
             continue
+        window, start = reader.data, reader.start
         pointer = parse_pointer(content)
         if pointer is not None:
             found.add(pointer)
