@@ -606,7 +606,8 @@ class Scenario:
 
 
 PEERS = ("git-fetch-delta", "gitmirror")  # the kept-copy peer is the anchor where the target has content
-WITHOUT_NAIVE = ("git", "git-fetch-delta", "gitmirror")  # dulwich-naive takes minutes on large histories
+# dulwich-naive takes minutes on large histories
+WITHOUT_NAIVE = ("git", "git-fetch-delta", "gitmirror", "gitmirror-no-lfs")
 
 
 def _bundle_scenarios(name: str, group: str, what: str) -> list[Scenario]:
@@ -904,9 +905,33 @@ class GitmirrorContender(Contender):
         return [("sync", [binary, "sync", src_url, dst_url, "--json"], creds.gitmirror_env())]
 
 
+class GitmirrorNoLfsContender(GitmirrorContender):
+    """gitmirror without its Git LFS pointer scan, on the cold mirrors only: what the scan costs there.
+    The scan inflates every entry of the pack to find the pointers among them, and on this machine it
+    competes for the same cores as the target's own indexing of the pack."""
+
+    name = "gitmirror-no-lfs"
+    description = "gitmirror sync SRC DST --json --no-lfs (cold mirrors only: the LFS pointer scan's cost)"
+
+    def not_applicable(self, prepared: Prepared) -> str:
+        if prepared.local:
+            return "HTTP only"
+        return "" if prepared.template is None else "cold mirrors only"
+
+    def steps(self, src_url: str, dst_url: str, tmpdir: Path, creds: Creds, state: Path) -> list[Step]:
+        binary = str(installed.gitmirror_bin())
+        return [("sync", [binary, "sync", src_url, dst_url, "--json", "--no-lfs"], creds.gitmirror_env())]
+
+
 CONTENDERS: dict[str, Contender] = {
     c.name: c
-    for c in (GitContender(), GitFetchDeltaContender(), NaiveDulwichContender(), GitmirrorContender())
+    for c in (
+        GitContender(),
+        GitFetchDeltaContender(),
+        NaiveDulwichContender(),
+        GitmirrorContender(),
+        GitmirrorNoLfsContender(),
+    )
 }
 
 
@@ -1217,6 +1242,11 @@ def _floor_row(result: dict[str, Any], scenario: str) -> dict[str, Any]:
     if gm is None or not floor:
         return {"goal": goal, "measured": "not measured", "pass": None}
     of_git = f"; the floor alone is {floor / git['wall_s_median']:.2f}x git CLI" if git else ""
+    no_lfs = _summary(result, scenario, "gitmirror-no-lfs")
+    if no_lfs is not None and no_lfs["check"] == "ok":
+        of_git += f"; without the LFS pointer scan (--no-lfs) {no_lfs['wall_s_median']:.2f} s"
+        if git:
+            of_git += f", {no_lfs['wall_s_median'] / git['wall_s_median']:.2f}x git CLI"
     return {
         "goal": goal,
         "measured": f"{gm['wall_s_median'] / floor:.2f}x the floor (gitmirror {gm['wall_s_median']:.2f} s, "
