@@ -408,3 +408,23 @@ def test_ref_moved_on_the_target_during_the_sync_is_not_overwritten(git_servers:
     assert g.rev_parse(dst, MAIN) == theirs  # the concurrent push survives
     assert g.rev_parse(dst, "refs/heads/feature") == new_feature
     assert new_main != theirs
+
+
+def test_ref_created_on_the_target_during_the_sync_is_not_overwritten(git_servers: GitServers) -> None:
+    """A branch the plan creates appears on the target before the push: receive-pack refuses the
+    creation ("reference already exists"), reported as the same stale lease."""
+    seed(git_servers)
+    run_sync(git_servers)
+    src, dst = git_servers.source_path, git_servers.target_path
+    g.commit(src, "refs/heads/new", {"n.txt": "upstream\n"})
+    g.commit(src, MAIN, {"m.txt": "upstream\n"})
+    theirs = g.commit(dst, None, {"t.txt": "theirs\n"}, parents=[g.rev_parse(dst, MAIN) or ""])
+    source = Remote(parse_remote(git_servers.source_url), StaticCredentials(SOURCE_USER, SOURCE_TOKEN))
+    result = sync_mirror(source, _MovedBeforePush(git_servers, "refs/heads/new", theirs), mode=MODE["value"])
+    assert result.status == RunStatus.PARTIAL
+    by_ref = {r.ref: r for r in result.refs}
+    assert by_ref["refs/heads/new"].action == Action.REJECTED
+    assert "stale info" in (by_ref["refs/heads/new"].error or "")
+    assert by_ref["refs/heads/new"].reason_code == "stale_info"
+    assert by_ref[MAIN].action == Action.UPDATE
+    assert g.rev_parse(dst, "refs/heads/new") == theirs

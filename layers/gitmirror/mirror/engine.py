@@ -64,6 +64,9 @@ _MAX_REASON = 600
 # A commit graph pack up to this size is read into memory (about 3x its size); a larger one is indexed
 # on disk and read from there.
 MAX_SCANNED_GRAPH_BYTES = 32 * 1024 * 1024
+# Up to this many target refs, receive-pack's advertisement is read while the pack downloads (kept
+# whole: about 100 bytes a ref); a larger target's is read by the first push, for the planned refs only.
+READ_AHEAD_MAX_REFS = 20_000
 # How receive-pack says a ref's objects are not there (git: "missing necessary objects").
 _MISSING_OBJECTS = re.compile(r"missing|connectivity|unpack|bad object", re.IGNORECASE)
 
@@ -238,12 +241,12 @@ def sync_mirror(
     # every network read of the run ends by the time the caller gave it (a dripping server included)
     deadline = Deadline(remaining_seconds()) if remaining_seconds is not None else None
     source.deadline = target.deadline = deadline
-    target.receive_advertisement = None  # read afresh by this run's first push
-    # one thread for the network waits that overlap (the target's listing, the negotiation round);
-    # joined when the run ends
+    target.forget_receive_advertisement()  # read afresh by this run
+    # threads for the network waits that overlap the run's own (the target's listing; while the pack
+    # downloads, the negotiation round and receive-pack's advertisement); joined when the run ends
     with (
         deadline if deadline is not None else contextlib.nullcontext(),
-        futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-sync") as background,
+        futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="gitmirror-sync") as background,
     ):
         run = _Run(
             source,
@@ -753,6 +756,10 @@ def _transfer(
             # stored so are read onto bases fetched by id). Not under a push-size cap (a whole
             # re-fetch would not be held to it).
             thin = bool(haves) and not run.target.url.is_local and budget is None
+            if wants and not run.dry_run and len(target_refs) <= READ_AHEAD_MAX_REFS:
+                # what the source sends is new to the target: a push follows, and its first round
+                # trip (receive-pack's advertisement) is made while the pack downloads
+                run.target.read_receive_advertisement_ahead(run.background)
             try:
                 run.source.fetch_pack_file(store, wants, haves, into=fetched, thin=thin)
             except PackOverLimit:

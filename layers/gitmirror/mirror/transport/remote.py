@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Container, Iterable, Mapping
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,13 @@ LISTED_PREFIXES = [b"HEAD", b"refs/heads/", b"refs/tags/"]
 # git's receive.maxInputSize ("pack exceeds maximum allowed size", also GitHub's words), and the
 # HTTP answer of a proxy in front of the server
 _TOO_LARGE = re.compile(r"exceeds maximum allowed size|answered HTTP 413", re.IGNORECASE)
+# receive-pack's words for a command whose old value no longer holds (the ref moved, or appeared, on
+# the target after the advertisement the push was planned on was read): "failed to update ref" as the
+# ref's status, the reason in the side-band
+_MOVED_MEANWHILE = re.compile(
+    r"cannot lock ref '([^']+)': (?:is at [0-9a-f]{7,} but expected [0-9a-f]{7,}|reference already exists)"
+)
+_STALE = "stale info: the ref changed on the target during the sync"
 
 
 def refused_as_too_large(*texts: str) -> None:
@@ -172,6 +180,7 @@ class Remote:
         self.discovery: Discovery | None = None
         # receive-pack's advertisement as this run's pushes left it: refs, capabilities, URL
         self.receive_advertisement: tuple[dict[bytes, bytes], set[bytes], str] | None = None
+        self._advertisement_ahead: futures.Future[None] | None = None  # being read for the next push
         self.deadline: Deadline | None = None  # the run's, set by the engine for the run's duration
         # set by the engine while its pushes carry their own pack (no haves needed): receive-pack's
         # advertisement is then kept for these refs only (a target may list 500,000)
@@ -397,6 +406,33 @@ class Remote:
         status = {ref: scrub(reason) if reason else None for ref, reason in result.status.items()}
         return PushOutcome(status=status, remote_messages=self.remote_messages())
 
+    def read_receive_advertisement_ahead(self, pool: futures.Executor) -> None:
+        """Start reading receive-pack's advertisement, the first push's round trip, in `pool` while the
+        run does something else (downloads the pack); the next push waits for it and uses it. Kept
+        whole (it is read before the plan names the refs to push): for targets of modest listings.
+        A failure is left for that push to meet again: it then reads the target itself."""
+        known = self.receive_advertisement is not None or self._advertisement_ahead is not None
+        if self.url.is_local or known:
+            return
+        self._advertisement_ahead = pool.submit(self._read_receive_advertisement)
+
+    def forget_receive_advertisement(self) -> None:
+        """A new run reads the target afresh."""
+        self._receive_advertisement_read()
+        self.receive_advertisement = None
+
+    def _read_receive_advertisement(self) -> None:
+        client, path = self._client()
+        if isinstance(client, MirrorHttpClient):
+            with mapped_errors(self):
+                client._discover_references(b"git-receive-pack", client._get_url(path))
+
+    def _receive_advertisement_read(self) -> None:
+        """Wait for an advertisement being read ahead (whatever its outcome: a failed read is redone)."""
+        ahead, self._advertisement_ahead = self._advertisement_ahead, None
+        if ahead is not None:
+            futures.wait([ahead])
+
     def push(
         self,
         repo: Repo,
@@ -425,6 +461,7 @@ class Remote:
             return self.push_from_local(fetched.repo.path, updates)
         stale: dict[str, str | None] = {}
         self._messages.clear()
+        self._receive_advertisement_read()
 
         def update_refs(current: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
             changes: dict[Ref, ObjectID] = {}
@@ -433,7 +470,7 @@ class Remote:
                 now = current.get(key)
                 now_str = now.decode("ascii") if now is not None and now != ZERO_SHA.encode() else None
                 if now_str != old:
-                    stale[ref] = "stale info: the ref changed on the target during the sync"
+                    stale[ref] = _STALE
                     continue
                 changes[key] = ObjectID((new or ZERO_SHA).encode("ascii"))
             return changes
@@ -490,14 +527,17 @@ class Remote:
             self.receive_advertisement = None  # what the target holds now is not known: read it again
             raise
         status: dict[str, str | None] = dict(stale)
+        messages = self.remote_messages()
+        moved = {m.group(1) for m in _MOVED_MEANWHILE.finditer(messages)}
         for ref in updates:
             if ref in stale:
                 continue
             key = ref.encode("utf-8", "surrogateescape")
             reason = (result.ref_status or {}).get(key)
+            if reason and ref in moved:
+                reason = f"{_STALE} ({reason})"  # as when the advertisement shows the move
             status[ref] = scrub(reason) if reason else None
         self._pushed(updates, status)
-        messages = self.remote_messages()
         if any(status.values()):
             refused_as_too_large(messages, *(r for r in status.values() if r))
         return PushOutcome(status=status, remote_messages=messages)
