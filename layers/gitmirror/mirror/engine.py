@@ -851,6 +851,7 @@ def _stream_into_empty_target(
 
     run.check_time("pushing")
     with _pushing_only(run, decisions, carry_pack=True):
+        run.target.read_receive_advertisement_ahead(run.background)  # while the source starts its pack
         with (
             stream,
             futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitmirror-stream") as pool,
