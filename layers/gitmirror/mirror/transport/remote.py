@@ -410,7 +410,7 @@ class Remote:
         """Start reading receive-pack's advertisement, the first push's round trip, in `pool` while the
         run does something else (downloads the pack); the next push waits for it and uses it. Kept
         whole (it is read before the plan names the refs to push): for targets of modest listings.
-        A failure is left for that push to meet again: it then reads the target itself."""
+        Its failure is that push's, as if the push had read the advertisement itself."""
         known = self.receive_advertisement is not None or self._advertisement_ahead is not None
         if self.url.is_local or known:
             return
@@ -418,7 +418,9 @@ class Remote:
 
     def forget_receive_advertisement(self) -> None:
         """A new run reads the target afresh."""
-        self._receive_advertisement_read()
+        ahead, self._advertisement_ahead = self._advertisement_ahead, None
+        if ahead is not None:
+            futures.wait([ahead])
         self.receive_advertisement = None
 
     def _read_receive_advertisement(self) -> None:
@@ -428,10 +430,10 @@ class Remote:
                 client._discover_references(b"git-receive-pack", client._get_url(path))
 
     def _receive_advertisement_read(self) -> None:
-        """Wait for an advertisement being read ahead (whatever its outcome: a failed read is redone)."""
+        """Wait for an advertisement being read ahead; raises what reading it raised."""
         ahead, self._advertisement_ahead = self._advertisement_ahead, None
         if ahead is not None:
-            futures.wait([ahead])
+            ahead.result()
 
     def push(
         self,
@@ -461,7 +463,6 @@ class Remote:
             return self.push_from_local(fetched.repo.path, updates)
         stale: dict[str, str | None] = {}
         self._messages.clear()
-        self._receive_advertisement_read()
 
         def update_refs(current: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
             changes: dict[Ref, ObjectID] = {}
@@ -512,6 +513,7 @@ class Remote:
         try:
             with mapped_errors(self):
                 try:
+                    self._receive_advertisement_read()
                     result = client.send_pack(path, update_refs, generate_pack_data, progress=self._progress)
                 except SendPackError as exc:
                     refused_as_too_large(self.remote_messages(), str(exc))
