@@ -229,10 +229,7 @@ class CommitGraph:
         """The commit an id peels to, or None when the object (or what it points to) is unknown."""
         oid = sha.encode("ascii")
         for _ in range(64):  # tags of tags; a loop this deep is not a real repository
-            try:
-                obj = self._store[ObjectID(oid)]
-            except KeyError:
-                return None
+            obj = self._object(oid)
             if isinstance(obj, Tag):
                 oid = obj.object[1]
                 continue
@@ -243,33 +240,30 @@ class CommitGraph:
         """The id `sha` names once the tags the store holds are followed (it may be absent itself)."""
         oid = sha.encode("ascii")
         for _ in range(64):
-            try:
-                obj = self._store[ObjectID(oid)]
-            except KeyError:
-                return oid
+            obj = self._object(oid)
             if not isinstance(obj, Tag):
                 return oid
             oid = obj.object[1]
         return oid
+
+    def _object(self, oid: bytes) -> ShaFile | None:
+        """The store's object of that id, or None."""
+        try:
+            return self._store[ObjectID(oid)]
+        except KeyError:
+            return None
 
     def _parents_of(self, oid: bytes) -> tuple[bytes, ...] | None:
         cached = self._parents.get(oid)
         if cached is not None:
             return cached
         if isinstance(self._store, PackCommits):
-            found = self._store.commit_parents(oid)
-            if found is None:
-                return None
-            parents = found
+            parents = self._store.commit_parents(oid)
         else:
-            try:
-                obj = self._store[ObjectID(oid)]
-            except KeyError:
-                return None
-            if not isinstance(obj, Commit):
-                return None
-            parents = tuple(obj.parents)
-        self._parents[oid] = parents
+            obj = self._object(oid)
+            parents = tuple(obj.parents) if isinstance(obj, Commit) else None
+        if parents is not None:
+            self._parents[oid] = parents
         return parents
 
     def parents(self, oid: bytes) -> tuple[bytes, ...] | None:

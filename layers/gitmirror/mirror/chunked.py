@@ -96,7 +96,10 @@ class _Chunker:
             raise
         return repo, fetched
 
-    def drop(self, repo: Repo) -> None:
+    def drop(self, repo: Repo, fetched: FetchedPack | None = None) -> None:
+        """A step's scratch store deleted, with its downloaded pack when there is one."""
+        if fetched is not None:
+            fetched.discard()
         path = repo.path
         repo.close()
         shutil.rmtree(path, ignore_errors=True)
@@ -117,9 +120,7 @@ class _Chunker:
             run.push(repo, batch)
         finally:
             run.fetched = None
-            if fetched is not None:
-                fetched.discard()
-            self.drop(repo)
+            self.drop(repo, fetched)
         outcomes = run.done[start:]
         del run.done[start:]
         return outcomes
@@ -205,14 +206,12 @@ class _Chunker:
                     try:
                         refused = self._landed(in_flight, decision)
                     except BaseException:
-                        fetched.discard()
-                        self.drop(repo)
+                        self.drop(repo, fetched)
                         raise
                     in_flight = None
                     if refused is not None or fetched.over_limit:
                         size = fetched.size
-                        fetched.discard()
-                        self.drop(repo)
+                        self.drop(repo, fetched)
                         if refused is not None:
                             return refused
                         why = (
@@ -224,8 +223,7 @@ class _Chunker:
                             self.oversized[peeled] = why
                         return self._reject(decision, why)
                     if self.run.time_up():  # (the push before this one may have taken the time left)
-                        fetched.discard()
-                        self.drop(repo)
+                        self.drop(repo, fetched)
                         raise _TimeUp
                     self.sizer.fitted(last - sent, fetched.size)
                     step = RefUpdate(decision.ref, decision.action, old=current, new=value)
@@ -287,8 +285,7 @@ class _Chunker:
                 decisions[mid:], first=False
             )
         if fetched.over_limit:
-            fetched.discard()
-            self.drop(repo)
+            self.drop(repo, fetched)
             return [
                 self._reject(
                     decisions[0],
